@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Run every test: notebooks and library in sync, notebooks clean, all notebooks (nbdev_test), then pytest tests/.
+# Installs what it needs into .venv first. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/env.sh
+export PATH="$PWD/.venv/bin:$PATH"
+export MPLBACKEND=Agg
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  before=$(git status --porcelain -- hbac nbs README.md)
+  nbdev_export
+  nbdev_clean
+  after=$(git status --porcelain -- hbac nbs README.md)
+  if [ "$before" != "$after" ]; then
+    echo "nbdev_export/nbdev_clean changed files: the notebooks are the source and must be exported and cleaned before commit:" >&2
+    diff <(echo "$before") <(echo "$after") >&2 || true
+    exit 1
+  fi
+fi
+nbdev_test --n_workers 2 --timing
+python -m pytest -q tests "$@"
