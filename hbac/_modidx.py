@@ -5,4 +5,9 @@ d = { 'settings': { 'branch': 'main',
                 'doc_host': 'https://hbac.github.io',
                 'git_url': 'https://github.com/hbac/hbac',
                 'lib_path': 'hbac'},
-  'syms': {}}
+  'syms': { 'hbac.cli': { 'hbac.cli.build_parser': ('cli.html#build_parser', 'hbac/cli.py'),
+                          'hbac.cli.cmd_demo': ('cli.html#cmd_demo', 'hbac/cli.py'),
+                          'hbac.cli.cmd_preprocess': ('cli.html#cmd_preprocess', 'hbac/cli.py'),
+                          'hbac.cli.cmd_synth': ('cli.html#cmd_synth', 'hbac/cli.py'),
+                          'hbac.cli.main': ('cli.html#main', 'hbac/cli.py'),
+                          'hbac.cli.parse_modalities': ('cli.html#parse_modalities', 'hbac/cli.py')}}}

@@ -10,9 +10,10 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
   before=$(git status --porcelain -- hbac nbs README.md)
   nbdev_export
   nbdev_clean
+  python scripts/docs.py readme
   after=$(git status --porcelain -- hbac nbs README.md)
   if [ "$before" != "$after" ]; then
-    echo "nbdev_export/nbdev_clean changed files: the notebooks are the source and must be exported and cleaned before commit:" >&2
+    echo "nbdev_export/nbdev_clean/scripts/docs.py readme changed files: the notebooks are the source and must be exported and cleaned before commit:" >&2
     diff <(echo "$before") <(echo "$after") >&2 || true
     exit 1
   fi
