@@ -1,7 +1,9 @@
-"""Build README.md from nbs/index.ipynb without Quarto (nbdev_readme needs Quarto, which cannot be installed offline).
+"""Build README.md and the docs site from the notebooks without Quarto (nbdev_readme/nbdev_docs need Quarto, which cannot be installed offline).
 
-Usage: python scripts/docs.py readme [--check]
-Cells whose first lines carry `#| hide` are dropped, nbdev directive lines are removed, markdown cells are copied,
+Usage: python scripts/docs.py readme [--check]      # README.md from nbs/index.ipynb
+       python scripts/docs.py site [--out _docs]    # HTML site: nbdev's own notebook processing (_proc), then nbconvert
+Users with Quarto can still run `nbdev_docs`.
+README: Cells whose first lines carry `#| hide` are dropped, nbdev directive lines are removed, markdown cells are copied,
 code cells become ```python blocks followed by their text/plain or stream outputs.
 """
 from __future__ import annotations
@@ -54,9 +56,52 @@ def readme(check: bool = False) -> int:
         return 0
     path.write_text(text); return 0
 
+def _frontmatter(src: str) -> dict:
+    import yaml
+    body = src.strip().strip('-').strip()
+    return yaml.safe_load(body) or {}
+
+def site(out: str = '_docs', n_workers: int = 1) -> Path:
+    "Process notebooks with nbdev (show_doc signatures + docments, hide/export honoured), then render each to HTML with nbconvert."
+    import nbformat
+    from nbconvert import HTMLExporter
+    from nbdev.serve import proc_nbs
+    proc = proc_nbs(n_workers=n_workers)
+    out = ROOT/out; out.mkdir(exist_ok=True)
+    exporter = HTMLExporter(template_name='lab')
+    pages, rendered = [], {}
+    nb_paths = sorted(Path(proc).glob('*.ipynb'), key=lambda p: (p.stem == 'index', p.stem))  # index last: it gets the contents
+    for nb_path in nb_paths:
+        nb = nbformat.read(nb_path, as_version=4)
+        cells, meta = [], {}
+        for cell in nb.cells:
+            if cell.cell_type == 'raw' and cell.source.lstrip().startswith('---'):
+                meta = _frontmatter(cell.source)
+                head = f"# {meta.get('title', nb_path.stem)}"
+                if meta.get('description'): head += f"\n\n> {meta['description']}"
+                cells.append(nbformat.v4.new_markdown_cell(head)); continue
+            if cell.cell_type == 'code':
+                d = directives(cell.source)
+                if 'hide' in d or 'default_exp' in d: continue
+                if d.get('echo') == 'false': cell.metadata['transient'] = {'remove_source': True}
+                cell.source = strip_directives(cell.source)
+                if not cell.source and not cell.get('outputs'): continue
+            cells.append(cell)
+        name = meta.get('output-file', nb_path.stem + '.html')
+        if nb_path.stem == 'index':
+            toc = '\n'.join(f'- [{t}]({n}): {d}' for n, t, d in pages)
+            cells.append(nbformat.v4.new_markdown_cell('## Contents\n\n' + toc))
+        else: pages.append((name, meta.get('title', nb_path.stem), meta.get('description', '')))
+        nb.cells = cells
+        html, _ = exporter.from_notebook_node(nb)
+        (out/name).write_text(html)
+    return out
+
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest='cmd', required=True)
     r = sub.add_parser('readme'); r.add_argument('--check', action='store_true')
+    s = sub.add_parser('site'); s.add_argument('--out', default='_docs')
     a = p.parse_args()
+    if a.cmd == 'site': print(f'docs site written to {site(a.out)}/index.html'); sys.exit(0)
     sys.exit(readme(a.check))
