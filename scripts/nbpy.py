@@ -3,10 +3,10 @@
 Usage: python scripts/nbpy.py tonb SRC.py NB.ipynb     # percent-format text -> notebook (outputs empty; run nbdev_clean after)
        python scripts/nbpy.py topy NB.ipynb [SRC.py]   # notebook -> percent-format text (stdout when SRC is omitted)
 Format: a line `# %%` starts a code cell; `# %% [md]` starts a markdown cell whose lines are plain markdown.
-Text before the first marker is ignored. Trailing blank lines of a cell are dropped.
+Text before the first marker is ignored. Cell ids are a hash of position and source (stable across conversions). Trailing blank lines of a cell are dropped.
 """
 from __future__ import annotations
-import json, sys
+import hashlib, json, sys
 from pathlib import Path
 
 def _cell(kind: str, lines: list[str]) -> dict:
@@ -25,6 +25,8 @@ def tonb(src: str, nb: str) -> None:
             kind, lines = ('markdown' if '[' in line else 'code'), []
         elif kind: lines.append(line)
     if kind: cells.append(_cell(kind, lines))
+    for i, c in enumerate(cells):   # stable cell ids, so nbdev_export's `# %% nb #id` lines do not churn
+        c['id'] = hashlib.sha1(f"{i}:{''.join(c['source'])}".encode()).hexdigest()[:8]
     out = {'cells': cells, 'metadata': {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}},
            'nbformat': 4, 'nbformat_minor': 5}
     Path(nb).write_text(json.dumps(out, indent=1, ensure_ascii=False) + '\n')
