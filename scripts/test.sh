@@ -4,8 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/env.sh
+bash scripts/install_browser.sh          # Debian chromium for the JupyterLab browser test (skips with a reason if it cannot)
 export PATH="$PWD/.venv/bin:$PATH"
 export MPLBACKEND=Agg
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # two notebooks run at once on 2 cores: one torch thread each
+export HBAC_SCREENSHOT_DIR="${HBAC_SCREENSHOT_DIR:-$PWD/test_screenshots}"   # where the browser test saves its screenshot
 if git rev-parse --git-dir >/dev/null 2>&1; then
   before=$(git status --porcelain -- hbac nbs README.md)
   nbdev_export
