@@ -1,0 +1,447 @@
+"""Benchmark training on this machine's CPU: model throughput, data-loading throughput, and learning on synthetic data.
+
+Usage:
+  .venv/bin/python scripts/bench_train.py                                   # all three parts, 600 s learning budget
+  .venv/bin/python scripts/bench_train.py --parts throughput --steps 5
+  .venv/bin/python scripts/bench_train.py --parts loading,learning --work /tmp/hbac_bench --budget-s 600
+
+Parts (--parts, comma-separated):
+  throughput  windows/s of one training step (forward + backward + Adam step, KL loss, train mode) on random inputs of
+              the model's shapes, per model: the reference (full) sizes at batch 32 (16 for multimodal, as mm_stage2),
+              multimodal also with frozen backbones (as mm_stage1), the smoke sizes (hbac.recipe.SMOKE_MODELS) and the
+              EEG size used by the learning part. --warmup untimed steps, then --steps timed steps; windows/s is the
+              batch size over the median step time. Also an estimate of the hours per epoch at Kaggle scale.
+  loading     items/s of WindowDataset in training mode (one random window per EEG, augmentation) through the
+              training loader `fit` uses (hbac.train.make_train_loader), num_workers 0 and 2, over the preprocessed
+              cache of a synthetic dataset; compared with the reference model's training windows/s.
+  learning    an EegModel of a CPU-affordable size (--learn-widths / --learn-hidden) trained with hbac.train.fit on fold
+              --fold of --n-folds (patient GroupKFold) of the synthetic dataset, Adam lr --learn-lr (3e-4), batch 32, 'all' votes,
+              for as many epochs as fit in --budget-s seconds of training (the first epoch is timed, the rest are
+              added by resuming the run; at least one epoch is run, so a tiny budget overshoots); validation KL
+              all/high/low per epoch beside two references on the same validation windows: the vote prior of the
+              training rows (the floor to beat) and the synthetic 'class oracle' (each window predicted as the mean
+              training vote distribution of its true class, read from synthetic_truth.csv: roughly the best a model
+              can reach on this data). The budget counts training + validation only, not data generation.
+
+The synthetic dataset (--preset, default 'medium': ~2,300 windows / 260 EEGs) is generated into WORK/PRESET/data and
+preprocessed into WORK/PRESET/cache once and reused. Results of each part are also merged into WORK/bench_train.json.
+Everything is seeded (--seed); timings of course depend on the machine's load (the load average is printed).
+"""
+from __future__ import annotations
+import argparse, json, math, os, platform, shutil, statistics, sys, time
+from pathlib import Path
+
+import numpy as np
+
+PARTS = ('throughput', 'loading', 'learning')
+MODELS = ('eeg', 'eeg_spectrogram', 'spectrogram', 'multimodal')
+BATCH = {'eeg': 32, 'eeg_spectrogram': 32, 'spectrogram': 32, 'multimodal': 16, 'multimodal_frozen': 16}
+KAGGLE_EEGS = 17_089          # unique eeg_id of the competition's train.csv
+KAGGLE_EPOCH = round(KAGGLE_EEGS * 0.9)   # items of one stage-1 epoch ('all') with 10 folds: every training EEG once
+
+
+# ------------------------------------------------------------------------------------------------ small helpers
+def log(*a):
+    print(*a, flush=True)
+
+def table(rows: list[dict], cols: list[tuple[str, str, str]]) -> str:
+    "Fixed-width text table; cols = (key, header, format spec)."
+    def cell(r, k, f):
+        v = r.get(k)
+        if v is None or (isinstance(v, float) and not math.isfinite(v)): return '-'
+        return format(v, f) if f else str(v)
+    body = [[cell(r, k, f) for k, _, f in cols] for r in rows]
+    heads = [h for _, h, _ in cols]
+    w = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(heads)]
+    line = lambda xs: '  '.join(x.ljust(w[0]) if i == 0 else x.rjust(w[i]) for i, x in enumerate(xs))
+    return '\n'.join([line(heads), line(['-' * n for n in w])] + [line(b) for b in body])
+
+def md_table(rows: list[dict], cols: list[tuple[str, str, str]]) -> str:
+    "The same table in Markdown."
+    def cell(r, k, f):
+        v = r.get(k)
+        if v is None or (isinstance(v, float) and not math.isfinite(v)): return '-'
+        return format(v, f) if f else str(v)
+    out = ['| ' + ' | '.join(h for _, h, _ in cols) + ' |', '|' + '|'.join('---' if i == 0 else '---:' for i in range(len(cols))) + '|']
+    return '\n'.join(out + ['| ' + ' | '.join(cell(r, k, f) for k, _, f in cols) + ' |' for r in rows])
+
+def cpu_name() -> str:
+    try:
+        for line in open('/proc/cpuinfo'):
+            if line.startswith('model name'): return line.split(':', 1)[1].strip()
+    except OSError: pass
+    return platform.processor() or platform.machine()
+
+def loadavg() -> str:
+    try: return '{:.1f} {:.1f} {:.1f}'.format(*os.getloadavg())
+    except OSError: return '?'
+
+def csv_ints(s: str) -> list[int]:
+    try: return [int(x) for x in s.split(',') if x.strip()]
+    except ValueError: raise argparse.ArgumentTypeError(f'expected comma-separated integers, found {s!r}') from None
+
+def save_results(path: Path, results: dict) -> None:
+    "Merge this run's parts into the JSON file (atomic replace)."
+    old = {}
+    if path.exists():
+        try: old = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError): old = {}
+    old.update(results)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    tmp.write_text(json.dumps(old, indent=1) + '\n'); os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------ synthetic data
+def ensure_dataset(root: Path, preset: str, modalities: tuple[str, ...], workers: int) -> tuple[Path, Path]:
+    "Generate (once) the synthetic dataset into root/data and fill root/cache for `modalities`; returns (data, cache)."
+    from hbac.synthetic import make_synthetic_dataset, preset_config
+    from hbac.preprocess import preprocess
+    data, cache = root/'data', root/'cache'
+    if not (data/'train.csv').exists():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root/'data.tmp'
+        shutil.rmtree(tmp, ignore_errors=True); shutil.rmtree(data, ignore_errors=True)
+        log(f'generating the synthetic {preset!r} dataset into {data} ...')
+        t0 = time.perf_counter()
+        s = make_synthetic_dataset(tmp, preset_config(preset))
+        os.replace(tmp, data)
+        log(f"  {s['n_rows']} windows, {s['n_eegs']} EEGs, {s['n_patients']} patients ({time.perf_counter() - t0:.0f} s)")
+    t0 = time.perf_counter()
+    rep = preprocess(data, cache, modalities, 'train', workers=workers, progress=False)
+    if not rep.ok: raise SystemExit(f'preprocessing {data} failed:\n{rep}')
+    if sum(rep.done.values()): log(f'preprocessed {dict(rep.done)} into {cache} ({time.perf_counter() - t0:.0f} s)')
+    return data, cache
+
+
+# ------------------------------------------------------------------------------------------------ part 1: throughput
+def random_inputs(name: str, b: int, g):
+    import torch
+    from hbac.dataset import EEG_WINDOW, IMAGE_SIZE
+    shapes = {'eeg': (19, EEG_WINDOW), 'eeg_spectrogram': (4, *IMAGE_SIZE), 'spectrogram': (4, *IMAGE_SIZE)}
+    mk = lambda m: torch.randn((b,) + shapes[m], generator=g)
+    return {m: mk(m) for m in shapes} if name.startswith('multimodal') else mk(name)
+
+def build(name: str, size: str, learn_kw: dict, seed: int):
+    "A model by (name, size): 'full' = the reference defaults, 'smoke' = SMOKE_MODELS, 'learn' = the learning EEG size."
+    import torch
+    from hbac.train import build_model
+    from hbac.recipe import SMOKE_MODELS
+    torch.manual_seed(seed)
+    base = name.replace('_frozen', '')
+    if size == 'learn': kw = dict(learn_kw)
+    elif size == 'smoke':
+        kw = ({m: dict(SMOKE_MODELS[m]) for m in ('eeg', 'eeg_spectrogram', 'spectrogram')} | dict(SMOKE_MODELS['multimodal'])
+              if base == 'multimodal' else dict(SMOKE_MODELS[base]))
+    else: kw = {}
+    model = build_model(base, **kw)
+    if name == 'multimodal_frozen': model.freeze_backbones(True)
+    return model
+
+def time_train_steps(model, inputs, batch: int, steps: int, warmup: int, seed: int) -> dict:
+    "Median seconds of one forward + backward + Adam step (KL loss, train mode; frozen backbones kept in eval mode)."
+    import torch
+    from hbac.train import kl_loss
+    model.train()
+    if getattr(model, 'backbones_frozen', False):
+        for b in model.backbones: b.eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=3e-4)
+    g = torch.Generator().manual_seed(seed + 1)
+    target = torch.softmax(torch.randn(batch, 6, generator=g) * 2, 1)
+    def step():
+        loss = kl_loss(model(inputs), target)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        return float(loss.detach())
+    for _ in range(warmup): step()
+    times, cpu = [], []
+    for _ in range(steps):
+        c0, t0 = time.process_time(), time.perf_counter(); step()
+        times.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
+    med = statistics.median(times)
+    return {'s_step': med, 'min_s': min(times), 'max_s': max(times), 'windows_s': batch / med,
+            'cpu_s_step': statistics.median(cpu),
+            'params': sum(p.numel() for p in model.parameters()),
+            'trainable': sum(p.numel() for p in params)}
+
+def part_throughput(args, learn_kw: dict) -> dict:
+    import torch
+    plan = []
+    for size in args.sizes:
+        names = ['eeg'] if size == 'learn' else [m for m in args.models] + (['multimodal_frozen'] if 'multimodal' in args.models else [])
+        if size == 'learn' and 'eeg' not in args.models: names = []
+        plan += [(n, size) for n in names]
+    rows = []
+    for name, size in plan:
+        b = args.batch or BATCH[name]
+        g = torch.Generator().manual_seed(args.seed)
+        model = build(name, size, learn_kw, args.seed)
+        inputs = random_inputs(name, b, g)
+        log(f'  {name:<18} {size:<5} batch {b:>2}: {args.warmup} warm-up + {args.steps} timed steps ...')
+        r = time_train_steps(model, inputs, b, args.steps, args.warmup, args.seed)
+        r.update(model=name, size=size, batch=b, kaggle_h=KAGGLE_EPOCH / r['windows_s'] / 3600)
+        log(f'    {r["windows_s"]:.2f} windows/s ({r["s_step"]:.2f} s/step, min {r["min_s"]:.2f} max {r["max_s"]:.2f})')
+        rows.append(r)
+        del model, inputs
+    cols = [('model', 'model', ''), ('size', 'size', ''), ('params', 'params', ','), ('trainable', 'trainable', ','),
+            ('batch', 'batch', ''), ('s_step', 's/step', '.2f'), ('cpu_s_step', 'CPU s/step', '.2f'),
+            ('windows_s', 'windows/s', '.2f'), ('kaggle_h', f'h/epoch ({KAGGLE_EPOCH:,} EEGs)', '.2f')]
+    log('\nTraining throughput (forward + backward + Adam, median step; random inputs; '
+        f'{torch.get_num_threads()} threads)')
+    log(table(rows, cols))
+    return {'rows': rows, 'steps': args.steps, 'warmup': args.warmup}
+
+
+# ------------------------------------------------------------------------------------------------ part 2: loading
+def time_loading(ds, batch: int, workers: int, epochs: int, seed: int) -> dict:
+    "Items/s through make_train_loader for `epochs` epochs: overall (with worker start-up) and after the first batch."
+    from hbac.train import TrainConfig, make_train_loader
+    loader = make_train_loader(ds, TrainConfig(batch_size=batch, num_workers=workers, seed=seed, progress=False, device='cpu'))
+    n_all = n_rest = 0; t_all = t_rest = first = 0.0
+    for e in range(1, epochs + 1):
+        ds.set_epoch(e)
+        t0 = time.perf_counter(); t1 = None
+        for i, (x, y, c) in enumerate(loader):
+            n_all += len(y)
+            if i == 0: t1 = time.perf_counter(); first += t1 - t0
+            else: n_rest += len(y)
+        t2 = time.perf_counter(); t_all += t2 - t0; t_rest += t2 - (t1 or t2)
+    return {'items_s': n_all / t_all, 'steady_items_s': n_rest / t_rest if t_rest > 0 else float('nan'),
+            'first_batch_s': first / epochs, 'items': n_all}
+
+def part_loading(args, cache: Path, data: Path, throughput: dict | None) -> dict:
+    from hbac.data import read_train_csv
+    from hbac.dataset import labels_table, WindowDataset
+    table_ = labels_table(read_train_csv(data))
+    train_ws = {}
+    for r in (throughput or {}).get('rows', []): train_ws[(r['model'], r['size'])] = r['windows_s']
+    rows = []
+    for m in args.models:
+        ds = WindowDataset(table_, cache, m, train=True, seed=args.seed)
+        b = args.batch or BATCH[m]
+        row = {'modality': m, 'items': len(ds), 'batch': b}
+        for w in args.load_workers:
+            log(f'  {m:<16} workers {w}: {args.load_epochs} epoch(s) of {len(ds)} items ...')
+            r = time_loading(ds, b, w, args.load_epochs, args.seed)
+            row[f'w{w}'] = r['items_s']; row[f'w{w}_steady'] = r['steady_items_s']; row[f'w{w}_first'] = r['first_batch_s']
+        full, smoke = train_ws.get((m, 'full')), train_ws.get((m, 'smoke'))
+        best = max((row[f'w{w}'] for w in args.load_workers), default=float('nan'))
+        row['train_full'] = full
+        row['ratio_full'] = best / full if full else None
+        row['ratio_smoke'] = best / smoke if smoke else None
+        if full and 0 in args.load_workers:     # workers 0: loading and training share the same process, in series
+            row['share_w0'] = 100 * full / (row['w0'] + full)
+        rows.append(row)
+    cols = [('modality', 'modality', ''), ('items', 'items/epoch', '')]
+    for w in args.load_workers:
+        cols += [(f'w{w}', f'items/s w{w}', '.1f'), (f'w{w}_steady', f'steady w{w}', '.1f'), (f'w{w}_first', f'1st batch s w{w}', '.2f')]
+    cols += [('train_full', 'train windows/s (full)', '.2f'), ('ratio_full', 'best load/train (full)', '.1f'),
+             ('ratio_smoke', 'best load/train (smoke)', '.2f'), ('share_w0', '% step loading w0', '.1f')]
+    log(f'\nData loading (WindowDataset training mode via make_train_loader; {len(table_)} windows / '
+        f'{table_.eeg_id.nunique()} EEGs; items/s incl. worker start-up, steady = after the first batch)')
+    log(table(rows, cols))
+    if not train_ws: log('(no training throughput in this run: run --parts throughput,loading for the ratios)')
+    return {'rows': rows, 'epochs': args.load_epochs, 'workers': args.load_workers}
+
+
+# ------------------------------------------------------------------------------------------------ part 3: learning
+def class_oracle(data: Path, train, valid) -> dict:
+    "KL of predicting for each validation window the mean training vote distribution of its true synthetic class."
+    from hbac.synthetic import read_truth
+    from hbac.dataset import kl_per_sample, PROB_COLS
+    nan = {k: float('nan') for k in ('all', 'high', 'low')}
+    try: lab = read_truth(data).set_index('eeg_id')['label']
+    except Exception: return nan
+    means = train.assign(label=train['eeg_id'].map(lab)).groupby('label')[list(PROB_COLS)].mean()
+    vl = valid['eeg_id'].map(lab)
+    if vl.isna().any() or not set(vl) <= set(means.index): return nan
+    kl = kl_per_sample(valid[list(PROB_COLS)].to_numpy(), means.loc[vl].to_numpy())
+    hi = valid['count'].to_numpy() >= 10
+    return {'all': float(kl.mean()), 'high': float(kl[hi].mean()) if hi.any() else float('nan'),
+            'low': float(kl[~hi].mean()) if (~hi).any() else float('nan')}
+
+def part_learning(args, data: Path, cache: Path, learn_kw: dict, out: Path) -> dict:
+    import dataclasses, torch
+    from hbac.recipe import fold_data
+    from hbac.dataset import prior_kl
+    from hbac.train import TrainConfig, build_model, fit
+    fd = fold_data(data, args.n_folds, args.fold)
+    log(f'  {fd!r}')
+    torch.manual_seed(args.seed)
+    model = build_model('eeg', **learn_kw)
+    n_par = sum(p.numel() for p in model.parameters())
+    cfg = TrainConfig(epochs=1, lr=args.learn_lr, batch_size=32, count_type='all', num_workers=args.learn_workers,
+                      seed=args.seed, progress=False, device='cpu')
+    tr, va = fd.datasets('eeg', cache, cfg, valid_mode=args.valid_mode)
+    v = fd.valid.loc[va.frame.index]          # the labelled rows of exactly the windows fit validates on
+    prior = {f'kl_{k}': (prior_kl(s, fd.prior) if len(s) else float('nan'))
+             for k, s in (('all', v), ('high', v[v['count'] >= 10]), ('low', v[v['count'] < 10]))}
+    oracle = class_oracle(data, fd.train, v)
+    run_dir = out/'learn'/f"eeg_w{'-'.join(map(str, learn_kw['widths']))}_h{learn_kw['hidden']}_f{args.fold}of{args.n_folds}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    log(f"  EegModel(widths={learn_kw['widths']}, hidden={learn_kw['hidden']}) {n_par:,} params; "
+        f'Adam lr {args.learn_lr:g}, batch 32; {len(tr)} training items/epoch, {len(va)} validation windows ({args.valid_mode}); budget {args.budget_s:.0f} s')
+    log(f"  vote prior on these validation windows: KL all {prior['kl_all']:.4f}  high {prior['kl_high']:.4f}  "
+        f"low {prior['kl_low']:.4f}")
+    log(f"  synthetic class oracle (mean training votes of the true class): KL all {oracle['all']:.4f}  "
+        f"high {oracle['high']:.4f}  low {oracle['low']:.4f}")
+    cols = [('epoch', 'epoch', ''), ('train_loss', 'train loss', '.4f'), ('valid_kl_all', 'KL all', '.4f'),
+            ('valid_kl_high', 'KL high', '.4f'), ('valid_kl_low', 'KL low', '.4f'), ('ratio_all', 'all/prior', '.3f'),
+            ('ratio_high', 'high/prior', '.3f'), ('ratio_low', 'low/prior', '.3f'), ('seconds', 's', '.1f'),
+            ('elapsed', 'elapsed s', '.0f')]
+    t0 = time.perf_counter(); rows = []
+    log('  ' + '  '.join(h.rjust(10) for _, h, _ in cols))
+    def on_epoch(epoch, row):
+        r = dict(row, elapsed=time.perf_counter() - t0,
+                 **{f'ratio_{k}': row[f'valid_kl_{k}'] / prior[f'kl_{k}'] if prior[f'kl_{k}'] > 0 else float('nan')
+                    for k in ('all', 'high', 'low')})
+        rows.append(r)
+        log('  ' + '  '.join(format(r[k], f).rjust(10) for k, _, f in cols))
+    epochs, resume = 1, False
+    while True:
+        cfg = dataclasses.replace(cfg, epochs=epochs)
+        res = fit(model, tr, va, cfg, run_dir, resume=resume, on_epoch_end=on_epoch)
+        resume, done, elapsed = True, res.epochs, time.perf_counter() - t0
+        per_epoch = elapsed / max(1, done)                   # wall time per epoch so far, fit's own overhead included
+        more = int((args.budget_s - elapsed) // per_epoch)
+        if args.max_epochs: more = min(more, args.max_epochs - done)
+        if more < 1: break
+        epochs = done + more
+    total = time.perf_counter() - t0
+    hist = res.history
+    best = min(hist, key=lambda h: h['valid_kl_all'])
+    final = hist[-1]
+    out_ = {'model_kwargs': learn_kw, 'valid_mode': args.valid_mode, 'lr': args.learn_lr, 'params': n_par, 'fold': args.fold, 'n_folds': args.n_folds, 'epochs': len(hist),
+            'seconds': total, 'budget_s': args.budget_s, 'n_train_items': len(tr), 'n_valid': len(va),
+            'prior': {k: prior[f'kl_{k}'] for k in ('all', 'high', 'low')}, 'oracle': oracle,
+            'final': {k: final[f'valid_kl_{k}'] for k in ('all', 'high', 'low')},
+            'best_all': {'epoch': best['epoch'], **{k: best[f'valid_kl_{k}'] for k in ('all', 'high', 'low')}},
+            'history': rows, 'run_dir': str(run_dir)}
+    log(f'\nLearning: {len(hist)} epoch(s) in {total:.0f} s (budget {args.budget_s:.0f} s); run files in {run_dir}')
+    sm = [{'what': 'vote prior', **out_['prior']}, {'what': 'class oracle', **oracle},
+          {'what': f'final (epoch {final["epoch"]})', **out_['final']},
+          {'what': f'best all (epoch {best["epoch"]})', **{k: out_['best_all'][k] for k in ('all', 'high', 'low')}}]
+    for r in sm[2:]: sm.append({'what': r['what'].split(' (')[0] + ' / prior',
+                                **{k: r[k] / out_['prior'][k] if out_['prior'][k] > 0 else float('nan') for k in ('all', 'high', 'low')}})
+    log(table(sm, [('what', 'validation KL', ''), ('all', 'all', '.4f'), ('high', 'high', '.4f'), ('low', 'low', '.4f')]))
+    return out_
+
+
+# ------------------------------------------------------------------------------------------------ summary
+def summary(res: dict) -> str:
+    "Markdown of every part in `res` (this run's parts merged with earlier runs' from bench_train.json)."
+    env = res.get('env', {})
+    L = [f"### Training benchmark ({env.get('cpu', '?')}, {env.get('threads', '?')} torch threads, torch {env.get('torch', '?')})", '']
+    when = lambda part: (f" [run {res[part]['env']['date']}, load average {res[part]['env']['load_start']} at start]"
+                         if 'env' in res[part] else '')
+    if 'throughput' in res:
+        t = res['throughput']
+        L += [f"Training throughput{when('throughput')} (forward + backward + Adam step, median of {t['steps']} steps after {t['warmup']} "
+              f"warm-up, random inputs); h/epoch = one stage-1 epoch at Kaggle scale ({KAGGLE_EPOCH:,} EEGs, 10 folds), "
+              'estimated:', '',
+              md_table(t['rows'], [('model', 'model', ''), ('size', 'size', ''), ('params', 'params', ','),
+                                   ('batch', 'batch', ''), ('s_step', 's/step', '.2f'), ('windows_s', 'windows/s', '.2f'),
+                                   ('kaggle_h', 'h/epoch', '.2f')]), '']
+    if 'loading' in res:
+        ld = res['loading']
+        cols = [('modality', 'modality', '')] + [(f'w{w}', f'items/s, {w} workers', '.1f') for w in ld['workers']] + \
+               [('ratio_full', 'loading (best) / training (full)', '.1f'), ('share_w0', '% of step loading (0 workers)', '.1f')]
+        L += [f"Data loading{when('loading')} (WindowDataset training mode, synthetic {ld.get('preset', '?')!r} cache, epoch of "
+              f"{ld['rows'][0]['items'] if ld['rows'] else '?'} items incl. worker start-up):", '', md_table(ld['rows'], cols), '']
+    if 'learning' in res:
+        g = res['learning']
+        p, f, b, o = g['prior'], g['final'], g['best_all'], g['oracle']
+        L += [f"Learning{when('learning')} (synthetic {g.get('preset', '?')!r}, fold {g['fold']} of {g['n_folds']} by patient, "
+              f"EegModel(widths={g['model_kwargs']['widths']}, hidden={g['model_kwargs']['hidden']}), {g['params']:,} params, "
+              f"Adam {g.get('lr', 3e-4):g}, batch 32, {g['n_train_items']} EEGs/epoch, {g['n_valid']} validation windows): "
+              f"{g['epochs']} epoch(s) in {g['seconds']:.0f} s of a {g['budget_s']:.0f} s budget.", '',
+              '| validation KL | all | high | low |', '|---|---:|---:|---:|',
+              f"| vote prior | {p['all']:.4f} | {p['high']:.4f} | {p['low']:.4f} |",
+              f"| synthetic class oracle (mean votes of the true class) | {o['all']:.4f} | {o['high']:.4f} | {o['low']:.4f} |",
+              f"| final (epoch {g['epochs']}) | {f['all']:.4f} | {f['high']:.4f} | {f['low']:.4f} |",
+              f"| best all (epoch {b['epoch']}) | {b['all']:.4f} | {b['high']:.4f} | {b['low']:.4f} |",
+              f"| final / prior | {f['all'] / p['all']:.3f} | {f['high'] / p['high']:.3f} | {f['low'] / p['low']:.3f} |",
+              f"| best all / prior | {b['all'] / p['all']:.3f} | {b['high'] / p['high']:.3f} | {b['low'] / p['low']:.3f} |", '']
+    return '\n'.join(L)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('\n', 1)[1])
+    ap.add_argument('--parts', default=','.join(PARTS), help='comma-separated: throughput,loading,learning (default all)')
+    ap.add_argument('--work', type=Path, default=Path('/tmp/hbac_bench'), help='synthetic data, cache, runs, results JSON')
+    ap.add_argument('--budget-s', type=float, default=600.0, help='learning: wall-clock seconds of training + validation (default 600)')
+    ap.add_argument('--preset', default='medium', choices=('tiny', 'small', 'medium'), help='synthetic dataset preset')
+    ap.add_argument('--threads', type=int, default=2, help='torch.set_num_threads (default 2)')
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--models', default=','.join(MODELS), help='throughput/loading: which models (default all four)')
+    ap.add_argument('--sizes', default='full,smoke,learn', help='throughput: full (reference), smoke, learn (the learning EEG size)')
+    ap.add_argument('--batch', type=int, default=None, help='override the batch size (default 32, 16 for multimodal)')
+    ap.add_argument('--steps', type=int, default=5, help='throughput: timed steps per model (default 5)')
+    ap.add_argument('--warmup', type=int, default=2, help='throughput: untimed warm-up steps (default 2)')
+    ap.add_argument('--load-workers', type=csv_ints, default=[0, 2], help='loading: num_workers values (default 0,2)')
+    ap.add_argument('--load-epochs', type=int, default=1, help='loading: epochs timed per setting (default 1)')
+    ap.add_argument('--prep-workers', type=int, default=2, help='preprocessing worker processes (default 2)')
+    ap.add_argument('--learn-widths', type=csv_ints, default=[8, 12, 16, 24, 32, 64], help='learning: EegModel widths (default 8,12,16,24,32,64)')
+    ap.add_argument('--learn-hidden', type=int, default=64, help='learning: EegModel hidden (token) size (default 64)')
+    ap.add_argument('--learn-lr', type=float, default=3e-4, help='learning: Adam learning rate (default 3e-4, the recipe)')
+    ap.add_argument('--learn-workers', type=int, default=0, help='learning: DataLoader workers (default 0)')
+    ap.add_argument('--fold', type=int, default=0)
+    ap.add_argument('--n-folds', type=int, default=5)
+    ap.add_argument('--valid-mode', default='all', choices=('all', 'one_per_eeg'),
+                    help="learning: validate on every window of the fold ('all', the recipe) or one per EEG")
+    ap.add_argument('--max-epochs', type=int, default=0, help='learning: stop after this many epochs (0: budget only)')
+    args = ap.parse_args(argv)
+    args.parts = [p.strip() for p in args.parts.split(',') if p.strip()]
+    args.models = [m.strip() for m in args.models.split(',') if m.strip()]
+    args.sizes = [s.strip() for s in args.sizes.split(',') if s.strip()]
+    for what, got, ok in (('--parts', args.parts, PARTS), ('--models', args.models, MODELS), ('--sizes', args.sizes, ('full', 'smoke', 'learn'))):
+        bad = [x for x in got if x not in ok]
+        if bad or not got: ap.error(f"{what}: unknown or no value {bad or got}; expected some of {', '.join(ok)}")
+    if args.steps < 1 or args.warmup < 0 or args.load_epochs < 1: ap.error('--steps and --load-epochs must be >= 1, --warmup >= 0')
+    if any(w < 0 for w in args.load_workers) or not args.load_workers: ap.error('--load-workers: expected integers >= 0')
+    if len(args.learn_widths) < 2: ap.error('--learn-widths: expected a stem width and at least one block width')
+
+    import torch
+    torch.set_num_threads(args.threads)
+    learn_kw = {'widths': list(args.learn_widths), 'kernels': ([5, 5, 3, 3, 3] + [3] * 10)[:len(args.learn_widths) - 1],
+                'hidden': args.learn_hidden}
+    env = {'cpu': cpu_name(), 'cores': os.cpu_count(), 'threads': torch.get_num_threads(), 'torch': torch.__version__,
+           'python': platform.python_version(), 'load_start': loadavg(), 'date': time.strftime('%Y-%m-%d %H:%M')}
+    log(f"hbac training benchmark: {env['cpu']} ({env['cores']} cores), torch {env['torch']} with {env['threads']} "
+        f"threads, load average {env['load_start']}, parts {','.join(args.parts)}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    root = args.work/args.preset
+    res = {}
+    t_start = time.perf_counter()
+
+    if 'throughput' in args.parts:
+        log('\n== Part 1: training throughput')
+        res['throughput'] = part_throughput(args, learn_kw)
+    data = cache = None
+    if 'loading' in args.parts or 'learning' in args.parts:
+        from hbac.preprocess import MODALITIES
+        mods = [m for m in MODALITIES if 'loading' in args.parts and
+                (m in args.models or 'multimodal' in args.models)] or ['eeg']
+        if 'learning' in args.parts and 'eeg' not in mods: mods.insert(0, 'eeg')
+        log(f'\n== Synthetic data ({args.preset}) in {root}')
+        data, cache = ensure_dataset(root, args.preset, tuple(mods), args.prep_workers)
+    if 'loading' in args.parts:
+        log('\n== Part 2: data loading')
+        res['loading'] = part_loading(args, cache, data, res.get('throughput'))
+    if 'learning' in args.parts:
+        log('\n== Part 3: learning')
+        res['learning'] = part_learning(args, data, cache, learn_kw, root)
+
+    env['load_end'] = loadavg(); env['seconds'] = round(time.perf_counter() - t_start, 1)
+    for part in res: res[part].update(env=env, preset=args.preset)
+    path = args.work/'bench_train.json'
+    save_results(path, {'env': env, 'args': {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, **res})
+    merged = json.loads(path.read_text())
+    older = [p for p in PARTS if p in merged and p not in res]
+    log(f"\n== Summary (paste into the README; load average at end {env['load_end']}, {env['seconds']:.0f} s in all"
+        + (f"; {', '.join(older)} from an earlier run, kept in {path}" if older else '') + ')\n')
+    log(summary(merged))
+
+
+if __name__ == '__main__':
+    main()
