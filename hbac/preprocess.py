@@ -145,16 +145,27 @@ def _plan(data_dir, cache_dir, modalities, split):
             if missing: tasks.append((kind, int(id), str(path_of(data_dir, split, id)), missing, str(cache_dir)))
     return tasks, cached
 
-# %% ../nbs/03_preprocess.ipynb #7fa239aa
+# %% ../nbs/03_preprocess.ipynb #2ccbc001
 def _watch_parent(ppid: int) -> None:
     while True:
         time.sleep(0.5)
         if os.getppid() != ppid: os._exit(1)
 
+def _keep_freed_memory() -> bool:
+    "glibc only: let this process reuse freed memory instead of returning it to the OS after every file."
+    if not sys.platform.startswith('linux'): return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL('libc.so.6')
+    except OSError: return False                                    # not glibc (e.g. musl): nothing to tune
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                        # mallopt parameters (malloc.h)
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 128 << 20))
+
 def _init_worker(ppid: int) -> None:
-    "Pool initializer: one compute thread, Ctrl-C handled by the parent, exit when the parent dies."
+    "Pool initializer: one compute thread, reuse freed memory, Ctrl-C handled by the parent, exit when the parent dies."
     import torch
     torch.set_num_threads(1)
+    _keep_freed_memory()
     os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = '1'
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(ppid,), daemon=True).start()

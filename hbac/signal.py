@@ -30,7 +30,7 @@ LOG_CLIP = (math.exp(-4), math.exp(7))   # clip range before the natural log
 MAD_SCALE = 1.4826              # MAD -> standard deviation of a normal distribution
 EPS = 1e-5
 
-# %% ../nbs/02_signal.ipynb #49c6d675
+# %% ../nbs/02_signal.ipynb #92e7bc2a
 @functools.lru_cache(maxsize=32)
 def butter_ba(low: float, # lower cut-off (Hz)
               high: float, # upper cut-off (Hz)
@@ -44,13 +44,31 @@ def butter_ba(low: float, # lower cut-off (Hz)
     b.flags.writeable = False; a.flags.writeable = False
     return b, a
 
-_BLOCK_BYTES = 384 * 1024   # float64 bytes per filtfilt call: keeps a block in L2
+_BLOCK_BYTES = 384 * 1024   # float64 bytes per block: keeps the padded block and both passes in L2
+
+_ZI: dict[tuple[bytes, bytes], np.ndarray] = {}
+
+def _zi(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    "Cached `lfilter_zi(b, a)` as a (1, order) row (broadcasts over a block of rows)."
+    key = (b.tobytes(), a.tobytes())
+    if key not in _ZI: _ZI[key] = scipy.signal.lfilter_zi(b, a)[None]
+    return _ZI[key]
 
 def _filtfilt_rows(x: np.ndarray, b: np.ndarray, a: np.ndarray, out: np.ndarray) -> np.ndarray:
-    "filtfilt each row of 2-D `x` into `out` (float64), a few rows per call."
-    step = max(1, _BLOCK_BYTES // (8 * x.shape[-1]))
-    for i in range(0, x.shape[0], step):
-        out[i:i+step] = scipy.signal.filtfilt(b, a, x[i:i+step].astype(np.float64), axis=-1)
+    "`scipy.signal.filtfilt(b, a, row)` (odd padding, padlen 3·max(len(a), len(b))) of each row of 2-D `x` into `out`."
+    n, pl = x.shape[-1], 3 * max(len(a), len(b))
+    step = max(1, _BLOCK_BYTES // (8 * (n + 2 * pl)))
+    ext = np.empty((min(step, len(x)), n + 2 * pl), np.float64)      # one float64 buffer for every block
+    zi = _zi(b, a)
+    for i in range(0, len(x), step):
+        k = min(step, len(x) - i); e = ext[:k]
+        e[:, pl:pl+n] = x[i:i+k]                                       # the float64 conversion, once
+        x0, xn = e[:, pl:pl+1], e[:, pl+n-1:pl+n]
+        np.subtract(2 * x0, e[:, 2*pl:pl:-1], out=e[:, :pl])            # odd extension, as scipy's odd_ext
+        np.subtract(2 * xn, e[:, pl+n-2:n-2:-1], out=e[:, pl+n:])
+        y = scipy.signal.lfilter(b, a, e, axis=-1, zi=zi * e[:, :1])[0][:, ::-1]    # forward, then reversed
+        y = scipy.signal.lfilter(b, a, y, axis=-1, zi=zi * y[:, :1])[0]             # backward (on the reversal)
+        out[i:i+k] = y[:, pl+n-1:pl-1:-1]                              # reverse back, drop the padding
     return out
 
 def bandpass(x: np.ndarray, # signal(s), time along the last axis
@@ -148,7 +166,7 @@ def eeg_features(eeg: np.ndarray, # (N, 20) float32 samples x channels in `EEG_C
     _check_len(e.shape[1])
     return _eeg_from_pairs(e, _pairs18(e))
 
-# %% ../nbs/02_signal.ipynb #ddcd9c2e
+# %% ../nbs/02_signal.ipynb #ea210b98
 @functools.lru_cache(maxsize=4)
 def _hann(n: int) -> torch.Tensor:
     return torch.hann_window(n)    # periodic, as torch.stft expects
@@ -158,14 +176,22 @@ def _spec_from_montage(montage: np.ndarray) -> np.ndarray:
     f = np.empty(montage.shape, np.float64)
     _filtfilt_rows(montage, *_ba(SPEC_BAND), f)
     scale = float(np.median(mad_std(f))) + EPS
-    x = torch.from_numpy(np.divide(f, scale, out=f).astype(np.float32))
+    return _chain_images(torch.from_numpy(np.divide(f, scale, out=f).astype(np.float32)))
+
+def _chain_images(x: torch.Tensor) -> np.ndarray:
+    "The 4 chain images (4, 96, frames) float16 of the scaled (16, N) float32 pairs: STFT, log-magnitude, chain mean."
     n_bins, n_frames = STFT_BINS[1] - STFT_BINS[0], 1 + x.shape[1] // STFT_HOP
+    left = (STFT_N_FFT - STFT_WIN) // 2                       # torch.stft centres the window in the n_fft frame
+    frames = torch.nn.functional.pad(x[None], (STFT_N_FFT // 2,) * 2, mode='reflect')[0].unfold(-1, STFT_N_FFT, STFT_HOP)
+    frames = frames[:, :, left:left + STFT_WIN]               # (16, frames, 256) view: the samples the window keeps
+    buf = torch.zeros(n_frames, STFT_N_FFT)                   # zero outside the window, as torch.stft's padded window
+    win = _hann(STFT_WIN)
     chain = torch.empty(4, n_bins, n_frames)                  # the 4 pairs of one chain
     out = torch.empty(len(CHAINS), n_bins, n_frames)
     for i in range(len(x)):                                   # one pair at a time: small buffers that stay in cache
-        s = torch.stft(x[i], n_fft=STFT_N_FFT, hop_length=STFT_HOP, win_length=STFT_WIN, window=_hann(STFT_WIN),
-                       center=True, pad_mode='reflect', return_complex=True)
-        m = torch.abs(s[STFT_BINS[0]:STFT_BINS[1]], out=chain[i % 4])
+        torch.mul(frames[i], win, out=buf[:, left:left + STFT_WIN])
+        s = torch.fft.rfft(buf)                               # (frames, 401) complex
+        m = torch.abs(s[:, STFT_BINS[0]:STFT_BINS[1]].T, out=chain[i % 4])
         m.div_(STFT_SCALE).clamp_(*LOG_CLIP).log_()
         if i % 4 == 3: torch.mean(chain, 0, out=out[i // 4])
     return out.numpy().astype(np.float16)

@@ -5,9 +5,11 @@ Usage: .venv/bin/python scripts/bench_preprocess.py [--data-dir DATA] [--n-eegs 
 Without --data-dir it writes a synthetic dataset (hbac.synthetic) of --n-eegs train EEGs of about 80 s, each with its
 10-min spectrogram, to a temporary folder. Every measured run is a fresh child process (so peak RSS, read from
 getrusage, belongs to that run alone): ours = `preprocess(..., workers=W)` (process pool, one read per EEG file for
-both EEG modalities, blocked filtfilt, cached coefficients); seed-style reference = what a typical Kaggle notebook
+both EEG modalities, blocked filtfilt with cached coefficients and zi, workers that reuse freed memory); seed-style
+reference = what a typical Kaggle notebook
 does: one modality per pass over the files, `pd.read_parquet`, per-pair `butter` + `filtfilt`, numpy MAD per pair,
-one stacked float32 `torch.stft`, a ThreadPoolExecutor with W threads. Prints files/s per modality and for all three,
+one stacked float32 `torch.stft` (torch's default threads: measured, OMP_NUM_THREADS=1 does not lower its CPU
+seconds), a ThreadPoolExecutor with W threads. Prints files/s per modality and for all three,
 peak RSS (parent + largest child), the ratio ours vs reference, the per-core floor (IIR filtering alone) and
 peak RSS with N/2 and N files.
 """
@@ -117,11 +119,13 @@ def floor_ms(n=16000, reps=30):
     return best * 1e3
 
 def per_file_ms(data_dir, n_files=12):
-    "CPU ms per EEG file in this process (one torch thread): read + both EEG modalities; and per spectrogram file."
+    """CPU ms per EEG file in this process, set up as a worker (one torch thread, freed memory kept): read + both EEG
+    modalities; and per spectrogram file."""
     import torch
     from hbac.data import read_train_csv, read_eeg, read_spectrogram, eeg_path, spectrogram_path
     from hbac.signal import all_features, spectrogram_features
-    torch.set_num_threads(1)
+    from hbac.preprocess import _keep_freed_memory
+    torch.set_num_threads(1); _keep_freed_memory()
     df = read_train_csv(data_dir)
     eids = sorted(df.eeg_id.unique())[:n_files]; sids = sorted(df.spectrogram_id.unique())[:n_files]
     paths = [eeg_path(data_dir, 'train', i) for i in eids]
