@@ -99,7 +99,7 @@ def atomic_write(path # the final file path
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-# %% ../nbs/00_data.ipynb #edc53328
+# %% ../nbs/00_data.ipynb #2c3bf9c5
 def _names(cols, n=8):
     cols = list(cols)
     s = ', '.join(cols[:n])
@@ -117,8 +117,9 @@ def _schema(path, pf, expected):
     "Check that the columns of the open file `pf` are exactly `expected`; return its arrow schema."
     schema = pf.schema_arrow
     names = [n for n in schema.names if not n.startswith('__index_level_')]
-    missing = [c for c in expected if c not in names]
-    extra = [c for c in names if c not in expected]
+    have, want = set(names), set(expected)
+    missing = [c for c in expected if c not in have]
+    extra = [c for c in names if c not in want]
     if missing: raise DataError(f'{path}: missing columns {_names(missing)}')
     if extra: raise DataError(f'{path}: unexpected extra columns {_names(extra)}')
     return schema
@@ -133,7 +134,7 @@ def _check_types(path, schema, cols, want):
             raise DataError(f'{path}: column {c!r} has type {t}, expected {exp}')
 
 def _read(path, pf, cols):
-    try: return pf.read(columns=list(cols), use_pandas_metadata=False)
+    try: return pf.read(columns=list(cols), use_threads=False, use_pandas_metadata=False)   # one file per worker: no thread pool
     except (pa.ArrowException, OSError) as e:
         raise DataError(f'{path}: not a readable parquet file (truncated or corrupt?): {e}') from None
 
