@@ -18,8 +18,8 @@ from .plots import EEG_GROUPS, EEG_LABELS, IMAGE_REGIONS
 # %% auto #0
 __all__ = ['METHODS', 'BASELINES', 'UNIMODAL', 'EEG_WINDOW_FS', 'ID_KINDS', 'window_arrays', 'Attribution', 'make_baseline',
            'attribute', 'channel_importance', 'save_attributions', 'load_attribution', 'load_attributions',
-           'randomise_weights', 'randomisation_check', 'load_trained_model', 'window_rows', 'interpret_run',
-           'cmd_interpret', 'add_interpret_parser']
+           'randomise_weights', 'randomisation_check', 'window_rows', 'interpret_run', 'cmd_interpret',
+           'add_interpret_parser']
 
 # %% ../nbs/14_interpret.ipynb #787e371b
 METHODS = ('ig', 'occlusion', 'gradcam')
@@ -385,35 +385,7 @@ def randomisation_check(model: nn.Module, # a trained model
     return {'repeat': rho(fa, fb), 'randomised': rho(fa, fr),
             'repeat_abs': rho(np.abs(fa), np.abs(fb)), 'randomised_abs': rho(np.abs(fa), np.abs(fr))}
 
-# %% ../nbs/14_interpret.ipynb #84200b78
-def load_trained_model(run_dir, # a run directory (config.json + checkpoints) written by hbac.train.fit
-                       checkpoint: str = 'best_high', # checkpoint name: best_high, best_all, best_low, final, last
-                       device: str = 'cpu', # torch device
-                      ) -> tuple[nn.Module, str, Path]:
-    "Rebuild a run's model and load its checkpoint: (model in eval mode, model name, checkpoint path)."
-    from hbac.train import MODEL_NAMES, build_model, load_checkpoint
-    run_dir = Path(run_dir); cfg_path = run_dir/'config.json'
-    if not cfg_path.is_file(): raise FileNotFoundError(f'{cfg_path}: not found (is {run_dir} a run directory written by hbac.train.fit?)')
-    try: cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e: raise DataError(f'{cfg_path}: not valid JSON: {e}') from None
-    extra = cfg.get('extra') or {}
-    name = extra.get('model_name', extra.get('model'))
-    if name not in MODEL_NAMES or name == 'toy':
-        raise DataError(f"{cfg_path}: extra.model_name (or extra.model) is {name!r}; expected one of "
-                        f"{', '.join(m for m in MODEL_NAMES if m != 'toy')}")
-    ck = run_dir/f'{checkpoint}.pt'
-    if not ck.is_file() and checkpoint == 'best_high' and (run_dir/'final.pt').is_file():
-        import warnings
-        warnings.warn(f'{ck} does not exist (no high-agreement validation window?): using final.pt')
-        ck = run_dir/'final.pt'
-    if not ck.is_file():
-        have = ', '.join(sorted(p.name for p in run_dir.glob('*.pt'))) or 'none'
-        raise FileNotFoundError(f'{ck}: not found (checkpoints in {run_dir}: {have})')
-    model = build_model(name, **dict(extra.get('model_kwargs') or {}))
-    load_checkpoint(ck, model)
-    return model.to(device).eval(), name, ck
-
-# %% ../nbs/14_interpret.ipynb #1fef6a64
+# %% ../nbs/14_interpret.ipynb #0f48918f
 ID_KINDS = ('eeg', 'label')
 
 def window_rows(data_dir, # the Kaggle data directory
@@ -443,7 +415,7 @@ def window_rows(data_dir, # the Kaggle data directory
         parts.append(rows)
     return pd.concat(parts, ignore_index=True)
 
-# %% ../nbs/14_interpret.ipynb #06159620
+# %% ../nbs/14_interpret.ipynb #f5f25da1
 def _window_inputs(data_dir, rows: pd.DataFrame, split: str, modalities: tuple[str, ...]) -> list[dict]:
     "Per row: the raw EEG window (10000, 20) µV and the model inputs it needs, from the files."
     from hbac.data import EEG_FS, EEG_WINDOW_SECONDS, eeg_path, read_eeg, read_spectrogram, spectrogram_path
@@ -472,7 +444,7 @@ def _window_inputs(data_dir, rows: pd.DataFrame, split: str, modalities: tuple[s
         out.append(w)
     return out
 
-# %% ../nbs/14_interpret.ipynb #c2c739f1
+# %% ../nbs/14_interpret.ipynb #5c15eddb
 def _savefig(fig, path: Path) -> Path:
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format='png', dpi=80)
@@ -498,7 +470,9 @@ def interpret_run(run_dir, # a run directory (config.json + checkpoints)
     methods = list(dict.fromkeys(methods))
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods: raise ValueError(f'unknown methods {bad}: expected some of {METHODS}')
-    model, name, ck = load_trained_model(run_dir, checkpoint, device)
+    from hbac.ensemble import load_run
+    run = load_run(run_dir, checkpoint, device)
+    model, name, ck = run.model, run.model_name, run.checkpoint
     rows = window_rows(data_dir, ids, id_kind, windows_per_eeg, split)
     modalities = UNIMODAL if name == 'multimodal' else (name,)
     wins = _window_inputs(data_dir, rows, split, modalities)
@@ -533,7 +507,7 @@ def interpret_run(run_dir, # a run directory (config.json + checkpoints)
             figs.append(_savefig(fig, jp.with_suffix('.png')))
     return paths | {'figures': figs}
 
-# %% ../nbs/14_interpret.ipynb #40a4711f
+# %% ../nbs/14_interpret.ipynb #61cd0b58
 def _target_arg(text: str | None):
     if text is None: return None
     return int(text) if text.lstrip('-').isdigit() else text

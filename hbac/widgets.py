@@ -14,8 +14,7 @@ from .data import (CLASSES, VOTE_COLS, EEG_FS, EEG_WINDOW_SECONDS, DataError, ee
                        read_spectrogram, read_train_csv)
 
 # %% auto #0
-__all__ = ['WINDOW_MODALITIES', 'NO_ATTRIBUTION', 'model_modality', 'WindowSource', 'load_run_model', 'run_valid_df',
-           'EegBrowser']
+__all__ = ['WINDOW_MODALITIES', 'NO_ATTRIBUTION', 'model_modality', 'WindowSource', 'run_valid_df', 'EegBrowser']
 
 # %% ../nbs/15_widgets.ipynb #b164b658
 WINDOW_MODALITIES = ('eeg', 'eeg_spectrogram', 'spectrogram')   # the three model inputs of a window
@@ -102,37 +101,18 @@ class WindowSource:
         if modality == 'multimodal': return {m: stack(m) for m in WINDOW_MODALITIES}
         return stack(modality)
 
-# %% ../nbs/15_widgets.ipynb #cfa65e76
-def _run_meta(run_dir) -> dict:
-    p = Path(run_dir)/'config.json'
-    if not p.is_file(): raise DataError(f'{p}: file not found: is {run_dir} a training run directory?')
-    meta = json.loads(p.read_text())
-    if not meta.get('extra', {}).get('model'):
-        raise DataError(f'{p}: no extra.model entry (not written by hbac.recipe?): build the model yourself and pass model=')
-    return meta
-
-def load_run_model(run_dir, # a run directory written by hbac.recipe (config.json + checkpoints)
-                   checkpoint: str = 'best_high', # 'best_high', 'best_all', 'best_low', 'final' or 'last'
-                   modality: str | None = None # override the input kind (default: the run's model name)
-                  ) -> tuple[torch.nn.Module, str]:
-    "The run's model with the checkpoint's weights (eval mode) and its input modality."
-    from hbac.train import build_model, load_checkpoint
-    from hbac.recipe import checkpoint_or_final
-    extra = _run_meta(run_dir)['extra']
-    model = build_model(extra['model'], **extra.get('model_kwargs', {}))
-    load_checkpoint(checkpoint_or_final(Path(run_dir), checkpoint), model)
-    return model.eval(), modality or extra['model']
-
+# %% ../nbs/15_widgets.ipynb #3147ffb9
 def run_valid_df(data_dir, # the Kaggle data directory the run was trained on
                  run_dir # the run directory
                 ) -> pd.DataFrame | None:
     "The validation rows of the run's fold (None when the run does not record its fold)."
-    extra = _run_meta(run_dir)['extra']
+    from hbac.ensemble import read_run_config
+    extra = read_run_config(run_dir)['extra']
     if extra.get('fold') is None or extra.get('n_folds') is None: return None
     from hbac.recipe import fold_data
     return fold_data(data_dir, int(extra['n_folds']), int(extra['fold'])).valid
 
-# %% ../nbs/15_widgets.ipynb #5db23075
+# %% ../nbs/15_widgets.ipynb #5c9fa577
 def _png_output(fig, name: str, dpi: int = 72) -> dict:
     "A Jupyter display_data output holding the figure as PNG."
     buf = io.BytesIO()
@@ -160,7 +140,9 @@ class EegBrowser:
                 ):
         if run_dir is not None and model is not None: raise ValueError('pass either run_dir or model, not both')
         if run_dir is not None:
-            model, modality = load_run_model(run_dir, checkpoint, modality)
+            from hbac.ensemble import load_run
+            run = load_run(run_dir, checkpoint)
+            model, modality = run.model, modality or run.model_name
             if valid_df is None: valid_df = run_valid_df(data_dir, run_dir)
         self.model = model.eval() if model is not None else None
         self.modality = model_modality(model, modality) if model is not None else None

@@ -209,7 +209,7 @@ def test_cli_on_synthetic_data(tmp_path):
     assert list(imp.channel[:4]) == ['LL', 'RL', 'LP', 'RP']          # Kaggle spectrogram regions in file order
     # bad input: an error naming the problem, exit status 2, nothing written
     rc, out, err = _cli(['interpret', '--run', str(tmp_path), '--data-dir', str(data), '--ids', str(eid), '--out', str(tmp_path/'bad')])
-    assert rc == 2 and 'config.json: not found' in err and not (tmp_path/'bad').exists()
+    assert rc == 2 and 'no config.json' in err and not (tmp_path/'bad').exists()
     rc, out, err = _cli(['interpret', '--run', str(run), '--data-dir', str(data), '--ids', '5', '--out', str(tmp_path/'bad')])
     assert rc == 2 and 'no rows with eeg_id [5]' in err and not (tmp_path/'bad').exists()
 

@@ -1,0 +1,243 @@
+"Prediction end to end: the Kaggle notebook on a Kaggle-layout synthetic dataset and on the real public test example, the bundle's wheel, bad inputs, the CLI."
+import argparse, contextlib, io, json, os, shutil, subprocess, sys, warnings, zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hbac.data import SUBMISSION_COLUMNS, VOTE_COLS, DataError, eeg_path, read_test_csv, real_fixtures_dir, spectrogram_path
+from hbac.ensemble import TINY_KWARGS, find_run_dirs, init_run_dir, load_run
+from hbac.predict import add_bundle_parser, add_predict_parser, build_kaggle_bundle, check_submission, predict
+
+ROOT = Path(__file__).resolve().parents[1]
+NB = ROOT/'nbs'/'16_kaggle_submission.ipynb'
+COMPETITION = 'hms-harmful-brain-activity-classification'
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    from hbac.synthetic import tiny_dataset
+    return tiny_dataset(tmp_path_factory.mktemp('tiny')/'data')
+
+@pytest.fixture(scope='module')
+def trained_run(tiny, tmp_path_factory):
+    "A toy-sized EEG model trained for one epoch with hbac.train.fit on the preprocessed tiny dataset (fold 0 of 2)."
+    from hbac.data import read_train_csv
+    from hbac.dataset import WindowDataset, labels_table, patient_folds, split_fold
+    from hbac.preprocess import preprocess
+    from hbac.train import TrainConfig, fit, set_seed
+    d = tmp_path_factory.mktemp('trained')
+    preprocess(tiny, d/'cache', modalities=('eeg',), split='train', workers=1, progress=False)
+    labels = labels_table(read_train_csv(tiny))
+    tr, va = split_fold(labels, patient_folds(labels, 2), 0)
+    cfg = TrainConfig(epochs=1, batch_size=2, progress=False, device='cpu', seed=0)
+    set_seed(0)
+    from hbac.train import build_model
+    model = build_model('eeg', **TINY_KWARGS['eeg'])
+    fit(model, WindowDataset(tr, d/'cache', 'eeg', train=True), WindowDataset(va, d/'cache', 'eeg'), cfg, d/'eeg_f0',
+        extra={'model_name': 'eeg', 'model_kwargs': TINY_KWARGS['eeg'], 'fold': 0, 'n_folds': 2})
+    return d/'eeg_f0'
+
+@pytest.fixture(scope='module')
+def runs(trained_run, tmp_path_factory):
+    "The trained EEG run plus untrained spectrogram and multimodal runs."
+    d = tmp_path_factory.mktemp('runs')
+    shutil.copytree(trained_run, d/'eeg_f0')
+    init_run_dir(d/'spectrogram_f0', 'spectrogram', TINY_KWARGS['spectrogram'], fold=0, n_folds=2)
+    init_run_dir(d/'multimodal_f0', 'multimodal', TINY_KWARGS['multimodal'], fold=0, n_folds=2)
+    return [d/'eeg_f0', d/'spectrogram_f0', d/'multimodal_f0']
+
+@pytest.fixture(scope='module')
+def bundle(runs, tmp_path_factory):
+    return build_kaggle_bundle(runs, tmp_path_factory.mktemp('b')/'bundle', weights={'eeg': 2, 'spectrogram': 1, 'multimodal': 1})
+
+def run_notebook(params: dict):
+    "Execute the Kaggle notebook in this process with its first code cell replaced by `params` (papermill-style)."
+    from execnb.nbio import read_nb
+    from execnb.shell import CaptureShell
+    nb = read_nb(NB)
+    first = next(c for c in nb.cells if c.cell_type == 'code')
+    assert 'DATA_DIR' in first.source and 'MODELS_DIR' in first.source, 'the first code cell must hold the parameters'
+    defaults = {}
+    exec(first.source, {}, defaults)
+    unknown = set(params) - set(defaults)
+    assert not unknown, f'not notebook parameters: {unknown}'
+    first.source = '\n'.join(f'{k} = {v!r}' for k, v in {**defaults, **params}.items())
+    sh = CaptureShell()
+    cwd = os.getcwd()
+    try:
+        os.chdir(NB.parent)
+        sh.run_all(nb, exc_stop=True)
+    finally: os.chdir(cwd)
+    return sh
+
+def kaggle_layout(root: Path, data_src: Path, bundle: Path) -> dict:
+    "/kaggle/input/... and /kaggle/working laid out under `root`; returns the notebook parameters."
+    inp = root/'kaggle'/'input'
+    inp.mkdir(parents=True)
+    shutil.copytree(data_src, inp/COMPETITION, ignore=shutil.ignore_patterns('train_*', 'cache'))
+    shutil.copytree(bundle/'wheels', inp/'hbac-wheels')
+    shutil.copytree(bundle/'models', inp/'hbac-models')
+    (root/'kaggle'/'working').mkdir()
+    return dict(DATA_DIR=str(inp/COMPETITION), WHEELS_DIR=str(inp/'hbac-wheels'), MODELS_DIR=str(inp/'hbac-models'),
+                OUT=str(root/'kaggle'/'working'/'submission.csv'), WORKERS=0)
+
+def check_file(out, data_dir):
+    "Columns == sample_submission's, rows == test.csv's in order, finite, >= 0, summing to 1."
+    sub = pd.read_csv(out)
+    test = pd.read_csv(Path(data_dir)/'test.csv')
+    assert list(sub.columns) == list(pd.read_csv(Path(data_dir)/'sample_submission.csv', nrows=0).columns)
+    assert sub['eeg_id'].tolist() == test['eeg_id'].tolist()
+    v = sub[list(VOTE_COLS)].to_numpy(np.float64)
+    assert np.isfinite(v).all() and (v >= 0).all()
+    np.testing.assert_allclose(v.sum(1), 1.0, atol=1e-9)
+    return sub
+
+def test_notebook_on_kaggle_layout(tmp_path, tiny, bundle, runs):
+    params = kaggle_layout(tmp_path, tiny, bundle)
+    sh = run_notebook(params)
+    sub = check_file(params['OUT'], params['DATA_DIR'])
+    assert len(sub) == len(read_test_csv(tiny))
+    # the notebook used every shipped model and the blend weights: the same as predict() with them
+    ref = predict(tiny, runs, tmp_path/'ref.csv', weights={'eeg': 2, 'spectrogram': 1, 'multimodal': 1}, device='cpu')
+    np.testing.assert_allclose(sub[list(VOTE_COLS)].to_numpy(), ref[list(VOTE_COLS)].to_numpy(), atol=1e-6)
+    assert not list((tmp_path/'kaggle'/'working').glob('.*'))                  # no temporary file left behind
+
+def test_notebook_on_real_public_test(tmp_path, bundle):
+    fx = real_fixtures_dir()
+    if fx is None: pytest.skip('real fixtures not found (../shared/fixtures/real or $HBAC_FIXTURES): the public test example is needed')
+    hms = fx/'hms'
+    import pyarrow.parquet as pq
+    sid = int(pd.read_csv(hms/'test.csv').spectrogram_id[0])
+    assert str(pq.read_schema(spectrogram_path(hms, 'test', sid)).field('time').type) == 'int16'   # the quirk is exercised
+    params = kaggle_layout(tmp_path, hms, bundle)
+    with warnings.catch_warnings():
+        warnings.filterwarnings('error', module=r'hbac\.')                     # no fallback warning on the real example
+        run_notebook(params)
+    sub = check_file(params['OUT'], hms)
+    assert sub['eeg_id'].tolist() == [3911565283]
+    ref, msgs = _predict_warnings(hms, [bundle/'models'], tmp_path/'ref.csv', device='cpu',
+                                  weights={'eeg': 2, 'spectrogram': 1, 'multimodal': 1})
+    assert msgs == []                                                            # all three inputs were usable
+    np.testing.assert_allclose(sub[list(VOTE_COLS)].to_numpy(), ref[list(VOTE_COLS)].to_numpy(), atol=1e-6)
+
+def test_bundle_wheel_installs_offline(tmp_path, bundle):
+    "The bundle's wheel installs with the notebook's offline pip command and its hbac.predict imports from there."
+    wheels = sorted((bundle/'wheels').glob('*.whl'))
+    assert [w.name.split('-')[0] for w in wheels] == ['hbac']
+    names = zipfile.ZipFile(wheels[0]).namelist()
+    assert {'hbac/predict.py', 'hbac/ensemble.py', 'hbac/signal.py', 'hbac/dataset.py'} <= set(names)
+    target = tmp_path/'site'
+    r = subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', '--no-deps', '--find-links', str(bundle/'wheels'),
+                        '--target', str(target), 'hbac'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    code = f'import sys; sys.path.insert(0, {str(target)!r}); import hbac.predict, hbac; print(hbac.__file__)'
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().startswith(str(target))
+    models = sorted(p.name for p in (bundle/'models').iterdir())
+    assert models == ['blend_weights.json', 'eeg_f0', 'multimodal_f0', 'spectrogram_f0']
+    assert sorted(p.name for p in (bundle/'models'/'eeg_f0').iterdir()) == ['best_high.pt', 'config.json']
+    readme = (bundle/'README.md').read_text()
+    assert 'hbac-wheels' in readme and 'hbac-models' in readme and wheels[0].name in readme
+
+def test_trained_run_loads(trained_run):
+    "A run directory written by hbac.train.fit is what load_run reads."
+    lm = load_run(trained_run)
+    assert (lm.model_name, lm.fold, lm.checkpoint.name) == ('eeg', 0, 'best_high.pt')
+    assert not lm.model.training
+
+def _predict_warnings(*args, **kw):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        sub = predict(*args, **kw)
+    return sub, [str(x.message) for x in w]
+
+@pytest.fixture
+def bad_data(tmp_path, tiny):
+    d = tmp_path/'data'
+    shutil.copytree(tiny, d, ignore=shutil.ignore_patterns('train_*'))
+    return d
+
+def test_all_nan_eeg(bad_data, runs, tmp_path):
+    test = read_test_csv(bad_data)
+    eid = int(test.eeg_id[0])
+    df = pd.read_parquet(eeg_path(bad_data, 'test', eid)); df[:] = np.nan; df.to_parquet(eeg_path(bad_data, 'test', eid))
+    sub, msgs = _predict_warnings(bad_data, runs, tmp_path/'s.csv', device='cpu')
+    assert any(f'eeg_id {eid}' in m and 'NaN' in m for m in msgs), msgs
+    check_file(tmp_path/'s.csv', bad_data)
+    only_spec = predict(bad_data, runs[1:2], tmp_path/'spec.csv', device='cpu')    # row 0 = the spectrogram model alone
+    np.testing.assert_allclose(sub.loc[0, list(VOTE_COLS)].to_numpy(float), only_spec.loc[0, list(VOTE_COLS)].to_numpy(float), atol=1e-6)
+
+def test_some_dead_channels_are_used(bad_data, runs, tmp_path):
+    test = read_test_csv(bad_data)
+    eid = int(test.eeg_id[0])
+    df = pd.read_parquet(eeg_path(bad_data, 'test', eid)); df['EKG'] = np.nan; df['Fp1'] = np.nan
+    df.to_parquet(eeg_path(bad_data, 'test', eid))
+    sub, msgs = _predict_warnings(bad_data, runs[:1], tmp_path/'s.csv', device='cpu')
+    assert any('Fp1, EKG are all NaN (used as 0)' in m for m in msgs), msgs
+    assert not any('vote prior' in m for m in msgs)                                # the EEG model still ran
+    check_file(tmp_path/'s.csv', bad_data)
+
+def test_missing_spectrogram(bad_data, runs, tmp_path):
+    test = read_test_csv(bad_data)
+    sid = int(test.spectrogram_id[1])
+    os.remove(spectrogram_path(bad_data, 'test', sid))
+    sub, msgs = _predict_warnings(bad_data, runs, tmp_path/'s.csv', device='cpu')
+    assert any(f'spectrogram_id {sid}' in m and 'file not found' in m for m in msgs), msgs
+    check_file(tmp_path/'s.csv', bad_data)
+    only_eeg = predict(bad_data, runs[:1], tmp_path/'eeg.csv', device='cpu')        # row 1 = the eeg model alone
+    np.testing.assert_allclose(sub.loc[1, list(VOTE_COLS)].to_numpy(float), only_eeg.loc[1, list(VOTE_COLS)].to_numpy(float), atol=1e-6)
+
+def test_unreadable_and_missing_eeg_fall_back_to_prior(bad_data, tmp_path):
+    test = read_test_csv(bad_data)
+    eeg_path(bad_data, 'test', int(test.eeg_id[0])).write_bytes(b'PAR1 truncated')
+    os.remove(eeg_path(bad_data, 'test', int(test.eeg_id[1])))
+    prior = [0.5, 0.1, 0.1, 0.1, 0.1, 0.1]
+    run = init_run_dir(tmp_path/'eeg', 'eeg', TINY_KWARGS['eeg'], vote_prior=prior)
+    sub, msgs = _predict_warnings(bad_data, [run], tmp_path/'s.csv', device='cpu')
+    assert any(f'eeg_id {test.eeg_id[0]}' in m and 'not a readable parquet file' in m for m in msgs), msgs
+    assert any(f'eeg_id {test.eeg_id[1]}' in m and 'file not found' in m for m in msgs), msgs
+    assert sum('predicting the vote prior (saved in the runs)' in m for m in msgs) == 2
+    np.testing.assert_allclose(sub[list(VOTE_COLS)].to_numpy(), [prior, prior], atol=1e-12)
+    check_file(tmp_path/'s.csv', bad_data)
+
+def test_missing_model_dir_is_a_clear_error(tiny, tmp_path):
+    with pytest.raises(FileNotFoundError, match='no_such_run does not exist'):
+        predict(tiny, [tmp_path/'no_such_run'], tmp_path/'s.csv')
+    (tmp_path/'empty').mkdir()
+    with pytest.raises(FileNotFoundError, match='no run directory'):
+        predict(tiny, [tmp_path/'empty'], tmp_path/'s.csv')
+    assert not (tmp_path/'s.csv').exists()
+
+def test_existing_submission_survives_a_failure(tiny, runs, tmp_path):
+    out = tmp_path/'s.csv'
+    out.write_text('old\n')
+    with pytest.raises(ValueError, match='no weight for'):
+        predict(tiny, runs, out, weights={'eeg': 1}, device='cpu')
+    assert out.read_text() == 'old\n'
+
+def _cli(argv):
+    p = argparse.ArgumentParser(prog='hbac'); sp = p.add_subparsers(dest='command', required=True)
+    add_predict_parser(sp); add_bundle_parser(sp)
+    args = p.parse_args(argv)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): code = args.func(args)
+    return code, out.getvalue(), err.getvalue()
+
+def test_cli_predict(tiny, runs, tmp_path):
+    code, out, err = _cli(['predict', '--data-dir', str(tiny), '--models', *map(str, runs), '--out', str(tmp_path/'s.csv'),
+                           '--no-progress', '--device', 'cpu', '--tta', '--weights', '{"eeg": 1, "spectrogram": 1, "multimodal": 2}'])
+    assert code == 0, err
+    check_file(tmp_path/'s.csv', tiny)
+    code, out, err = _cli(['predict', '--data-dir', str(tiny), '--models', str(tmp_path/'gone'), '--out', str(tmp_path/'x.csv')])
+    assert code == 2 and 'gone does not exist' in err
+    code, out, err = _cli(['kaggle-bundle', '--models', str(tmp_path/'gone'), '--out', str(tmp_path/'b')])
+    assert code == 2 and 'gone does not exist' in err and not (tmp_path/'b').exists()
