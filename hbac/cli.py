@@ -64,7 +64,7 @@ def cmd_train(args):
     print(format_table(table))
     return 0
 
-# %% ../nbs/20_cli.ipynb #0b349caf
+# %% ../nbs/20_cli.ipynb #8ade8abf
 def build_parser() -> argparse.ArgumentParser:
     "The `hbac` argument parser with one subcommand per job."
     p = argparse.ArgumentParser(prog='hbac', description='Harmful brain activity classification (HMS Kaggle data).')
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
     return p
 
-# %% ../nbs/20_cli.ipynb #ca331cf4
+# %% ../nbs/20_cli.ipynb #a376f3a5
 def truth_kl(data_dir: Path,   # a synthetic dataset (its synthetic_truth.csv)
              probs,            # (N, 6) predicted probabilities in test.csv order
              split: str = 'test') -> float:
@@ -159,13 +159,13 @@ def cmd_demo(args):
     print(f'\ndemo finished in {time.perf_counter()-t0:.1f} s')
     return 0
 
-# %% ../nbs/20_cli.ipynb #e9c9979b
+# %% ../nbs/20_cli.ipynb #91a90388
 def main(argv: list[str] | None = None # arguments (default: sys.argv[1:])
         ) -> int:
     "Entry point of the `hbac` console script."
     args = build_parser().parse_args(argv)
     return args.func(args)
 
-# %% ../nbs/20_cli.ipynb #eabe055c
+# %% ../nbs/20_cli.ipynb #3f89f849
 #| eval: false
 if __name__ == '__main__': sys.exit(main())
