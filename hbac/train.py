@@ -329,7 +329,7 @@ def load_checkpoint(path: Path | str,          # a file written by `save_checkpo
     m.load_state_dict(ckpt['model'])
     return ckpt
 
-# %% ../nbs/10_train.ipynb #233e8848
+# %% ../nbs/10_train.ipynb #87e2e8af
 @dataclass
 class DistInfo:
     "Where this process stands in a (possibly one-process) distributed run."
@@ -358,7 +358,9 @@ def init_distributed(device: str = 'auto' # device preference (see `pick_device`
 def cleanup_distributed() -> None:
     "Tear down the process group started by `init_distributed` (no-op when none is running)."
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()                  # no rank tears gloo down while another is still in a collective (aborts seen under load)
+        dist.destroy_process_group()
 
 def _world() -> tuple[int, int]:
     import torch.distributed as dist
