@@ -12,7 +12,8 @@ from .data import EEG_CHANNELS, EEG_FS, MONTAGE, MIDLINE, CHAINS, SPEC_REGIONS, 
 
 # %% auto #0
 __all__ = ['MODALITIES', 'EEG_MODALITIES', 'EEG_BAND', 'EKG_BAND', 'SPEC_BAND', 'DOWNSAMPLE', 'STFT_N_FFT', 'STFT_WIN',
-           'STFT_HOP', 'STFT_BINS', 'STFT_SCALE', 'LOG_CLIP', 'MAD_SCALE', 'EPS', 'butter_ba', 'bandpass', 'clean_eeg',
+           'STFT_HOP', 'STFT_BINS', 'STFT_SCALE', 'LOG_CLIP', 'MAD_SCALE', 'EPS', 'PARITY_MAX_STEPS',
+           'PARITY_MAX_FRACTION', 'float16_steps', 'parity_report', 'butter_ba', 'bandpass', 'clean_eeg',
            'banana_montage', 'midline_pairs', 'downsample_mean', 'mad_std', 'eeg_features', 'eeg_spectrogram_features',
            'all_features', 'spectrogram_features']
 
@@ -30,7 +31,31 @@ LOG_CLIP = (math.exp(-4), math.exp(7))   # clip range before the natural log
 MAD_SCALE = 1.4826              # MAD -> standard deviation of a normal distribution
 EPS = 1e-5
 
-# %% ../nbs/02_signal.ipynb #92e7bc2a
+# %% ../nbs/02_signal.ipynb #b26cc92c
+PARITY_MAX_STEPS = 2          # every value within this many float16 steps of the reference
+PARITY_MAX_FRACTION = 0.005   # at most this fraction of values more than 1 step away
+
+def float16_steps(a: np.ndarray, # values to check (any float dtype)
+                  ref: np.ndarray, # the reference values (same shape)
+                  floor: float = 1.0, # magnitudes below this are measured in steps at `floor`
+                 ) -> np.ndarray:
+    "|a - ref| in float16 steps at max(|ref|, floor), float64, elementwise."
+    a, ref = np.asarray(a, np.float64), np.asarray(ref, np.float64)
+    if a.shape != ref.shape: raise ValueError(f'float16_steps: shapes differ, {a.shape} vs {ref.shape}')
+    scale = np.maximum(np.abs(ref), floor).astype(np.float16)
+    return np.abs(a - ref) / np.spacing(scale).astype(np.float64)
+
+def parity_report(a: np.ndarray, # values to check
+                  ref: np.ndarray, # the reference values
+                 ) -> dict:
+    "Figures of `a` against `ref`: max steps, fraction beyond 1 step, values differing, max abs error, and `ok`."
+    s = float16_steps(a, ref)
+    out = {'max_steps': float(s.max()), 'fraction_beyond_1': float((s > 1).mean()), 'differing': int((s > 0).sum()),
+           'values': int(s.size), 'max_abs_error': float(np.abs(np.asarray(a, np.float64) - np.asarray(ref, np.float64)).max())}
+    out['ok'] = out['max_steps'] <= PARITY_MAX_STEPS and out['fraction_beyond_1'] <= PARITY_MAX_FRACTION
+    return out
+
+# %% ../nbs/02_signal.ipynb #03c3c03a
 @functools.lru_cache(maxsize=32)
 def butter_ba(low: float, # lower cut-off (Hz)
               high: float, # upper cut-off (Hz)
@@ -87,7 +112,7 @@ def bandpass(x: np.ndarray, # signal(s), time along the last axis
     flat = x.reshape(-1, n)
     return _filtfilt_rows(flat, b, a, np.empty(flat.shape, np.float64)).reshape(x.shape)
 
-# %% ../nbs/02_signal.ipynb #29de81a6
+# %% ../nbs/02_signal.ipynb #8fe867d9
 _CH = {c: i for i, c in enumerate(EEG_CHANNELS)}
 _MONT_A = np.array([_CH[p] for p, _ in MONTAGE]); _MONT_B = np.array([_CH[q] for _, q in MONTAGE])
 _MID_A = np.array([_CH[p] for p, _ in MIDLINE]); _MID_B = np.array([_CH[q] for _, q in MIDLINE])
@@ -116,7 +141,7 @@ def midline_pairs(eeg: np.ndarray, # (N, 20) samples x channels in `EEG_CHANNELS
     e = np.asarray(eeg).T
     return e[_MID_A] - e[_MID_B]
 
-# %% ../nbs/02_signal.ipynb #e29d5a55
+# %% ../nbs/02_signal.ipynb #16ab720e
 def downsample_mean(x: np.ndarray, # signal(s), time along the last axis
                     factor: int = DOWNSAMPLE, # samples averaged into one
                    ) -> np.ndarray:
@@ -140,7 +165,7 @@ def mad_std(x: np.ndarray, # values, reduced along `axis`
     dev = np.abs(x - np.median(x, axis=axis, keepdims=True))
     return MAD_SCALE * np.median(dev, axis=axis, overwrite_input=True)
 
-# %% ../nbs/02_signal.ipynb #a6fdc029
+# %% ../nbs/02_signal.ipynb #c23928f4
 def _pairs18(e: np.ndarray) -> np.ndarray:
     "Midline (2) then montage (16) pairs from channels-first `e` (20, N): one contiguous (18, N) float32 array."
     return np.concatenate([e[_MID_A] - e[_MID_B], e[_MONT_A] - e[_MONT_B]])
@@ -166,7 +191,7 @@ def eeg_features(eeg: np.ndarray, # (N, 20) float32 samples x channels in `EEG_C
     _check_len(e.shape[1])
     return _eeg_from_pairs(e, _pairs18(e))
 
-# %% ../nbs/02_signal.ipynb #ea210b98
+# %% ../nbs/02_signal.ipynb #9544deea
 @functools.lru_cache(maxsize=4)
 def _hann(n: int) -> torch.Tensor:
     return torch.hann_window(n)    # periodic, as torch.stft expects
@@ -203,7 +228,7 @@ def eeg_spectrogram_features(eeg: np.ndarray, # (N, 20) float32 samples x channe
     _check_len(e.shape[1])
     return _spec_from_montage(e[_MONT_A] - e[_MONT_B])
 
-# %% ../nbs/02_signal.ipynb #d9a2fc7f
+# %% ../nbs/02_signal.ipynb #4f8989c7
 def all_features(eeg: np.ndarray, # (N, 20) float32 samples x channels in `EEG_CHANNELS` order (NaN allowed)
                  modalities: tuple[str, ...] = EEG_MODALITIES, # which of 'eeg', 'eeg_spectrogram' to compute
                 ) -> dict[str, np.ndarray]:
@@ -218,7 +243,7 @@ def all_features(eeg: np.ndarray, # (N, 20) float32 samples x channels in `EEG_C
     if 'eeg_spectrogram' in modalities: out['eeg_spectrogram'] = _spec_from_montage(pairs18[2:])
     return out
 
-# %% ../nbs/02_signal.ipynb #abde38fb
+# %% ../nbs/02_signal.ipynb #a8e6a06f
 def spectrogram_features(values: np.ndarray, # (T, 400) spectrogram values in file column order, `time` dropped
                         ) -> np.ndarray:
     "The `spectrogram` modality: `(4, 100, T)` float16, regions LL, RL, LP, RP, each (frequency, time)."
