@@ -29,13 +29,13 @@ __all__ = ['COUNT_TYPES', 'SCHEDULES', 'HIGH_VOTES', 'MODEL_NAMES', 'CKPT_FORMAT
 class ConfigError(ValueError):
     "A training configuration that cannot be used (unknown key, wrong type or value)."
 
-COUNT_TYPES = ('all', 'upper', 'lower')   # SPEC §3: upper = >= 10 votes, lower = < 10 votes
+COUNT_TYPES = ('all', 'upper', 'lower')   # upper = windows with >= 10 votes, lower = windows with < 10 votes
 SCHEDULES = ('constant', 'cosine')
 HIGH_VOTES = 10                            # a window with at least this many votes is 'high agreement'
 
 @dataclass
 class TrainConfig:
-    "Every hyper-parameter of a training run (SPEC §5); JSON round-trips with `to_dict`/`from_dict`."
+    "Every hyper-parameter of a training run; JSON round-trips with `to_dict`/`from_dict`."
     epochs: int = 20                     # number of epochs of the run (resuming continues up to this)
     lr: float = 3e-4                     # Adam learning rate
     batch_size: int = 32                 # global training batch size (split over distributed processes)

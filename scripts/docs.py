@@ -5,9 +5,12 @@ Usage: python scripts/docs.py readme [--check]      # README.md from nbs/index.i
 Users with Quarto can still run `nbdev_docs`.
 README: Cells whose first lines carry `#| hide` are dropped, nbdev directive lines are removed, markdown cells are copied,
 code cells become ```python blocks followed by their text/plain or stream outputs.
+Site: Quarto-only markdown that nbconvert would print as text is converted first: the `[source](url){target=... style=...}`
+link attributes that nbdev's show_doc emits become an HTML link, and a markdown cell written as a wall of `# `-prefixed
+lines (every line an H1) is un-prefixed, with a warning naming the notebook and cell (tests/test_docs.py fails on those).
 """
 from __future__ import annotations
-import argparse, json, re, sys
+import argparse, html, json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +64,48 @@ def _frontmatter(src: str) -> dict:
     body = src.strip().strip('-').strip()
     return yaml.safe_load(body) or {}
 
+LINK_ATTRS = re.compile(r'(!?)\[([^\]\n]*)\]\(([^)\s]+)\)\{([^}\n]*)\}')   # [text](url){attributes}: Quarto/pandoc syntax
+ATTR = re.compile(r'([\w-]+)=(?:"([^"]*)"|\'([^\']*)\'|(\S+))')
+
+def quarto_links(md: str) -> str:
+    "Pandoc link attributes (`[source](url){target=\"_blank\" style=\"...\"}`, as nbdev's show_doc writes) -> an HTML `<a>`/`<img>`."
+    def repl(m):
+        bang, text, url, attrs = m.groups()
+        kv = {a.group(1): next(g for g in a.groups()[1:] if g is not None) for a in ATTR.finditer(attrs)}
+        extra = ''.join(f' {k}="{html.escape(v)}"' for k, v in kv.items())
+        if bang: return f'<img src="{html.escape(url)}" alt="{html.escape(text)}"{extra}>'
+        return f'<a href="{html.escape(url)}"{extra}>{text}</a>'
+    return LINK_ATTRS.sub(repl, md)
+
+def _outside_fences(lines):
+    "The lines of a markdown text that are not inside ``` / ~~~ fenced code blocks."
+    fence = None
+    for l in lines:
+        s = l.lstrip()
+        if fence is None and (s.startswith('```') or s.startswith('~~~')): fence = s[:3]; continue
+        if fence is not None:
+            if s.startswith(fence): fence = None
+            continue
+        yield l
+
+def h1_lines(md: str) -> list[str]:
+    "The ATX H1 lines (`# title`) of a markdown text, fenced code excluded."
+    return [l for l in _outside_fences(md.splitlines()) if re.match(r'#(\s|$)', l) and not l.startswith('#|')]
+
+def uncomment_heading_wall(md: str) -> str | None:
+    "A markdown cell written like a code comment (every line `# ...` or `#`, so each renders as an H1), un-prefixed; None otherwise."
+    lines = md.splitlines()
+    if len(h1_lines(md)) < 2 or not all(re.match(r'#( |$)', l) for l in lines if l.strip()): return None
+    return '\n'.join(l[2:] if l.startswith('# ') else l[1:] for l in lines)
+
+def site_markdown(md: str, where: str = '') -> str:
+    "Markdown of a cell or a text/markdown output, made renderable by nbconvert (see the module docstring)."
+    fixed = uncomment_heading_wall(md)
+    if fixed is not None:
+        print(f'warning: {where}: markdown cell has every line prefixed with "# " (a wall of H1 headings); rendered without the prefixes', file=sys.stderr)
+        md = fixed
+    return quarto_links(md)
+
 def site(out: str = '_docs', n_workers: int = 1) -> Path:
     "Process notebooks with nbdev (show_doc signatures + docments, hide/export honoured), then render each to HTML with nbconvert."
     import nbformat
@@ -86,6 +131,9 @@ def site(out: str = '_docs', n_workers: int = 1) -> Path:
                 if d.get('echo') == 'false': cell.metadata['transient'] = {'remove_source': True}
                 cell.source = strip_directives(cell.source)
                 if not cell.source and not cell.get('outputs'): continue
+                for o in cell.get('outputs', []):
+                    if 'text/markdown' in o.get('data', {}): o['data']['text/markdown'] = quarto_links(o['data']['text/markdown'])
+            elif cell.cell_type == 'markdown': cell.source = site_markdown(cell.source, f"nbs/{nb_path.name} cell id {cell.get('id')}")
             cells.append(cell)
         name = meta.get('output-file', nb_path.stem + '.html')
         if nb_path.stem == 'index':
