@@ -415,13 +415,12 @@ def window_rows(data_dir, # the Kaggle data directory
         parts.append(rows)
     return pd.concat(parts, ignore_index=True)
 
-# %% ../nbs/14_interpret.ipynb #f5f25da1
+# %% ../nbs/14_interpret.ipynb #a51311b2
 def _window_inputs(data_dir, rows: pd.DataFrame, split: str, modalities: tuple[str, ...]) -> list[dict]:
     "Per row: the raw EEG window (10000, 20) µV and the model inputs it needs, from the files."
     from hbac.data import EEG_FS, EEG_WINDOW_SECONDS, eeg_path, read_eeg, read_spectrogram, spectrogram_path
-    from hbac.dataset import eeg_spectrogram_window, eeg_window, spectrogram_window
-    from hbac.signal import all_features, spectrogram_features
-    raws, feats, specs, out = {}, {}, {}, []
+    from hbac.dataset import eeg_clip, eeg_inputs, spectrogram_inputs
+    raws, specs, out = {}, {}, []
     eeg_mods = tuple(m for m in ('eeg', 'eeg_spectrogram') if m in modalities)
     for _, r in rows.iterrows():
         eid, off = int(r['eeg_id']), float(r['eeg_label_offset_seconds'])
@@ -430,17 +429,12 @@ def _window_inputs(data_dir, rows: pd.DataFrame, split: str, modalities: tuple[s
         if len(raw) < (off + EEG_WINDOW_SECONDS)*EEG_FS:
             raise DataError(f'{eeg_path(data_dir, split, eid)}: the window at {off:g} s needs {off + EEG_WINDOW_SECONDS:g} s, '
                             f'the file has {len(raw)/EEG_FS:g} s')
-        i0 = int(round(off*EEG_FS))
-        w = {'raw': raw[i0:i0 + EEG_WINDOW_SECONDS*EEG_FS]}
-        if eeg_mods:
-            if eid not in feats: feats[eid] = all_features(raw, eeg_mods)
-            if 'eeg' in eeg_mods: w['eeg'] = eeg_window(feats[eid]['eeg'], off, key=f'eeg {eid}')
-            if 'eeg_spectrogram' in eeg_mods:
-                w['eeg_spectrogram'] = eeg_spectrogram_window(feats[eid]['eeg_spectrogram'], off, key=f'eeg {eid}')
+        w = {'raw': eeg_clip(raw, off, key=f'eeg {eid}')}
+        if eeg_mods: w.update(eeg_inputs(w['raw'], eeg_mods, key=f'eeg {eid} at {off:g} s'))
         if 'spectrogram' in modalities:
             sid, soff = int(r['spectrogram_id']), float(r['spectrogram_label_offset_seconds'])
-            if sid not in specs: specs[sid] = spectrogram_features(read_spectrogram(spectrogram_path(data_dir, split, sid))[1])
-            w['spectrogram'] = spectrogram_window(specs[sid], soff, key=f'spectrogram {sid}')
+            if sid not in specs: specs[sid] = read_spectrogram(spectrogram_path(data_dir, split, sid))[1]
+            w['spectrogram'] = spectrogram_inputs(specs[sid], soff, key=f'spectrogram {sid}')
         out.append(w)
     return out
 

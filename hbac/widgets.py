@@ -37,7 +37,7 @@ def model_modality(model: torch.nn.Module, # an hbac model
         raise ValueError("a SpectrogramModel reads either image: pass modality='eeg_spectrogram' or modality='spectrogram'")
     raise ValueError(f'cannot tell the input of a {type(model).__name__}: pass modality= one of {", ".join(known)}')
 
-# %% ../nbs/15_widgets.ipynb #c57889e1
+# %% ../nbs/15_widgets.ipynb #66bc198c
 class WindowSource:
     "Raw EEG and model inputs of labelled windows, from the feature cache when it has the entry, else from the files."
     def __init__(self, data_dir, # the Kaggle data directory
@@ -57,7 +57,10 @@ class WindowSource:
 
     def raw_eeg(self, eeg_id: int # the EEG id
                ) -> np.ndarray:
-        "The whole recording `(N, 20)` float32, NaN kept."
+        "The whole recording `(N, 20)` float32, NaN kept (the cache's `raw` entry, memory-mapped, when it has one)."
+        from hbac.preprocess import RAW, FeatureCache
+        if self.cache_dir is not None and FeatureCache(self.cache_dir, RAW).has(eeg_id):
+            return FeatureCache(self.cache_dir, RAW).load(eeg_id)
         return self._remember(('raw', int(eeg_id)), lambda: read_eeg(eeg_path(self.data_dir, self.split, eeg_id)))
 
     def features(self, modality: str, # 'eeg', 'eeg_spectrogram' or 'spectrogram'
@@ -80,17 +83,16 @@ class WindowSource:
     def window(self, row # a train.csv row (Series or dict)
               ) -> dict[str, np.ndarray]:
         "`raw` (10000, 20) µV and the model inputs `eeg` (19, 2500), `eeg_spectrogram` and `spectrogram` (4, 96, 224)."
-        from hbac.dataset import eeg_window, eeg_spectrogram_window, spectrogram_window
+        from hbac.dataset import eeg_clip, eeg_inputs, spectrogram_window
         eid, off = int(row['eeg_id']), float(row['eeg_label_offset_seconds'])
         sid, soff = int(row['spectrogram_id']), float(row['spectrogram_label_offset_seconds'])
         raw = self.raw_eeg(eid)
-        i0 = int(round(off*EEG_FS)); n = EEG_WINDOW_SECONDS*EEG_FS
-        if i0 + n > len(raw):
-            raise DataError(f'{eeg_path(self.data_dir, self.split, eid)}: window at {off:g} s needs {(i0 + n)/EEG_FS:g} s, '
+        n = EEG_WINDOW_SECONDS*EEG_FS
+        if int(round(off*EEG_FS)) + n > len(raw):
+            raise DataError(f'{eeg_path(self.data_dir, self.split, eid)}: window at {off:g} s needs {off + EEG_WINDOW_SECONDS:g} s, '
                             f'the file has {len(raw)/EEG_FS:g} s')
-        return {'raw': raw[i0:i0 + n],
-                'eeg': eeg_window(self.features('eeg', eid), off, key=f'eeg {eid}'),
-                'eeg_spectrogram': eeg_spectrogram_window(self.features('eeg_spectrogram', eid), off, key=f'eeg {eid}'),
+        clip = np.asarray(eeg_clip(raw, off, key=f'eeg {eid}'))
+        return {'raw': clip, **eeg_inputs(clip, key=f'eeg {eid} at {off:g} s'),
                 'spectrogram': spectrogram_window(self.features('spectrogram', sid), soff, key=f'spectrogram {sid}')}
 
     def model_input(self, windows: list[dict], # from `window`, one per item

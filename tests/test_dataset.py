@@ -1,4 +1,4 @@
-"hbac.dataset end to end: flat memory over a DataLoader with workers, missing cache entries, bad folds."
+"hbac.dataset end to end (the whole-recording cache entries): flat memory over a DataLoader with workers, missing cache entries, bad folds."
 import gc, os
 from pathlib import Path
 import numpy as np
@@ -49,7 +49,7 @@ def test_ram_flat_with_workers(tmp_path):
     cache = write_cache(tmp_path/'cache', df)
     cache_mb = sum(p.stat().st_size for p in (cache/'eeg').iterdir()) / 2**20
     assert cache_mb > 80
-    ds = WindowDataset(df, cache, 'eeg')                           # validation mode: every window, 1200 items
+    ds = WindowDataset(df, cache, 'eeg', numerics='recording')                           # validation mode: every window, 1200 items
     loader = make_loader(ds, batch_size=16, num_workers=2, seed=0)
     end, finite = [], True
     for epoch in range(2):
@@ -76,16 +76,16 @@ def test_missing_cache_entry(tmp_path):
     cache = write_cache(tmp_path/'cache', df, ('eeg', 'eeg_spectrogram', 'spectrogram'))
     (cache/'eeg_spectrogram'/'1002.npy').unlink()
     with pytest.raises(DataError, match=r"no eeg_spectrogram cache entry for eeg_id 1002: .*1002\.npy not found.*hbac preprocess"):
-        WindowDataset(df, cache, 'multimodal', train=True)
-    ds = WindowDataset(df, cache, 'eeg_spectrogram', check=False)
+        WindowDataset(df, cache, 'multimodal', train=True, numerics='recording')
+    ds = WindowDataset(df, cache, 'eeg_spectrogram', check=False, numerics='recording')
     with pytest.raises(DataError, match=r'no eeg_spectrogram cache entry for id 1002: .*1002\.npy not found'): ds[6]
     # a loader worker surfaces the same error
     with pytest.raises(DataError, match='entry for id 1002'):
         list(make_loader(ds, batch_size=4, num_workers=1))
-    assert len(list(make_loader(WindowDataset(df, cache, 'eeg'), batch_size=4))) == 3   # other modalities work
+    assert len(list(make_loader(WindowDataset(df, cache, 'eeg', numerics='recording'), batch_size=4))) == 3   # other modalities work
     bad = df.copy(); bad.loc[0, 'eeg_label_offset_seconds'] = 500.0
     with pytest.raises(DataError, match='eeg_id 1000: window at offset 500.0 s starts at frame 25000'):
-        WindowDataset(bad, cache, 'eeg')[0]
+        WindowDataset(bad, cache, 'eeg', numerics='recording')[0]
 
 def test_fold_errors():
     df = labels_table(table(20))            # 10 patients

@@ -34,7 +34,7 @@ def trained_run(tiny, tmp_path_factory):
     from hbac.preprocess import preprocess
     from hbac.train import TrainConfig, fit, set_seed
     d = tmp_path_factory.mktemp('trained')
-    preprocess(tiny, d/'cache', modalities=('eeg',), split='train', workers=1, progress=False)
+    preprocess(tiny, d/'cache', modalities=('raw',), split='train', workers=1, progress=False)
     labels = labels_table(read_train_csv(tiny))
     tr, va = split_fold(labels, patient_folds(labels, 2), 0)
     cfg = TrainConfig(epochs=1, batch_size=2, progress=False, device='cpu', seed=0)
