@@ -84,7 +84,7 @@ def test_site_builds(site):
     for page in pages:
         if page != 'index.html': assert f'href="{page}"' in index, page
     cli = (site/'cli.html').read_text()
-    assert 'parse_modalities' in cli and 'a modality name or' in cli   # show_doc signature + docments
+    assert 'parse_modalities' in cli and 'a cache entry kind' in cli   # show_doc signature + docments
     assert '#| export' not in cli and 'default_exp' not in cli          # nbdev directives honoured
     assert re.search(r'<a href="https://[^"]+/hbac/cli\.py#L\d+"[^>]*target="_blank"[^>]*>source</a>', cli)  # show_doc link
 
