@@ -21,9 +21,9 @@ __all__ = ['COUNT_TYPES', 'SCHEDULES', 'HIGH_VOTES', 'MODEL_NAMES', 'CKPT_FORMAT
            'seed_worker', 'get_rng_state', 'set_rng_state', 'pick_device', 'use_amp', 'ToyDataset', 'ToyModel',
            'build_model', 'CheckpointError', 'unwrap', 'model_class_name', 'model_signature', 'atomic_write',
            'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'DistInfo', 'init_distributed',
-           'cleanup_distributed', 'ShardSampler', 'to_device', 'per_rank_batch_size', 'make_train_loader',
-           'make_eval_loader', 'evaluate', 'read_csv_rows', 'write_csv_rows', 'load_history', 'plot_learning_curves',
-           'RunResult', 'fit']
+           'cleanup_distributed', 'ShardSampler', 'broadcast_model_state', 'to_device', 'per_rank_batch_size',
+           'make_train_loader', 'make_eval_loader', 'evaluate', 'read_csv_rows', 'write_csv_rows', 'load_history',
+           'plot_learning_curves', 'RunResult', 'fit']
 
 # %% ../nbs/10_train.ipynb #bad7abc7
 class ConfigError(ValueError):
@@ -376,6 +376,21 @@ class ShardSampler(Sampler):
     def __iter__(self): return iter(self.indices)
     def __len__(self): return len(self.indices)
 
+def broadcast_model_state(model: nn.Module, # its parameters and buffers are overwritten in place on every rank but `src`
+                          src: int = 0      # the rank whose weights every rank takes
+                         ) -> nn.Module:
+    "Give every rank rank `src`'s parameters and buffers (BatchNorm running statistics included); no-op in one process."
+    import torch.distributed as dist
+    if _world()[1] == 1: return model
+    groups = {}                                   # one broadcast per (device, dtype): a few calls, not one per tensor
+    for t in unwrap(model).state_dict().values():
+        if torch.is_tensor(t): groups.setdefault((t.device, t.dtype), []).append(t)
+    with torch.no_grad():
+        for ts in groups.values():
+            flat = torch.cat([t.reshape(-1) for t in ts]); dist.broadcast(flat, src)
+            for t, v in zip(ts, flat.split([t.numel() for t in ts])): t.copy_(v.view_as(t))
+    return model
+
 # %% ../nbs/10_train.ipynb #2b059dcc
 def to_device(x, # a Tensor, or a dict/list/tuple of them
               device: torch.device) -> Any:
@@ -424,10 +439,12 @@ def evaluate(model: nn.Module,              # returns (B, 6) log-probabilities
              loader: DataLoader,            # items (inputs, target, count); under torch.distributed use `make_eval_loader`
              device: torch.device | None = None, # default: the model's device
              return_predictions: bool = False,   # also return per-sample arrays (dataset order)
-             amp: bool = False              # float16 autocast (CUDA only)
+             amp: bool = False,             # float16 autocast (CUDA only)
+             sync: bool = True              # under torch.distributed, first give every rank rank 0's weights (`broadcast_model_state`)
             ) -> dict:
     "Exact KL over all / high (>= 10 votes) / low agreement samples; optionally the per-sample predictions."
     model = unwrap(model)
+    if sync: broadcast_model_state(model)
     device = device or next(model.parameters()).device
     was_training = model.training; model.eval()
     lps, tgs, cts = [], [], []
@@ -676,7 +693,8 @@ def fit(model: nn.Module,            # forward(inputs) -> (B, 6) log-probabiliti
                         steps_f.write(f'{epoch},{step},{step_loss!r},{lr!r}\n')
                         bar.set_postfix(loss=f'{step_loss:.4f}', refresh=False)
             tot, n = _all_reduce_sum([loss_sum.item(), float(n_seen)], device)
-            ev = evaluate(model, valid_loader, device, amp=amp) if valid_loader is not None else \
+            broadcast_model_state(model)     # every rank validates (and rank 0 saves) the same weights: rank 0's BatchNorm statistics
+            ev = evaluate(model, valid_loader, device, amp=amp, sync=False) if valid_loader is not None else \
                 {f'kl_{m}': float('nan') for m in METRICS}
             row = {'epoch': epoch, 'train_loss': tot / n, **{f'valid_kl_{m}': ev[f'kl_{m}'] for m in METRICS},
                    'seconds': round(time.perf_counter() - t0, 3)}
