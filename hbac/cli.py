@@ -8,8 +8,8 @@ import argparse, contextlib, difflib, inspect, re, sys, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MODALITY_GROUPS', 'MODALITY_CHOICES', 'USER_ERRORS', 'parse_modalities', 'cmd_synth', 'existing_path',
-           'cmd_preprocess', 'parse_folds', 'format_table', 'cmd_train', 'build_parser', 'truth_kl', 'cmd_demo',
+__all__ = ['MODALITY_GROUPS', 'MODALITY_CHOICES', 'DEMO_MODELS', 'USER_ERRORS', 'parse_modalities', 'cmd_synth', 'existing_path',
+           'cmd_preprocess', 'parse_folds', 'format_table', 'cmd_train', 'build_parser', 'test_kl', 'cmd_demo',
            'model_argument_message', 'one_line', 'cli_warnings', 'user_error_message', 'run_command', 'main']
 
 # %% ../nbs/20_cli.ipynb #b7c3a09a
@@ -79,7 +79,7 @@ def cmd_train(args):
     print(format_table(table))
     return 0
 
-# %% ../nbs/20_cli.ipynb #95e7a1f5
+# %% ../nbs/20_cli.ipynb #f49b0181
 def build_parser() -> argparse.ArgumentParser:
     "The `hbac` argument parser with one subcommand per job."
     p = argparse.ArgumentParser(prog='hbac', description='Harmful brain activity classification (HMS Kaggle data).')
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='command', required=True)
     s = sub.add_parser('synth', help='write a synthetic dataset in the Kaggle layout')
     s.add_argument('--out', required=True, help='output directory (must be empty or absent)')
-    s.add_argument('--preset', default='small', choices=('tiny', 'small', 'medium'))
+    s.add_argument('--preset', default='demo', choices=('tiny', 'small', 'demo', 'medium'), help='synthetic dataset size')
     s.add_argument('--seed', type=int, default=None)
     s.add_argument('--overwrite', action='store_true', help='allow writing into a non-empty directory')
     s.set_defaults(func=cmd_synth)
@@ -111,71 +111,91 @@ def build_parser() -> argparse.ArgumentParser:
     from hbac.predict import add_predict_parser, add_bundle_parser
     from hbac.interpret import add_interpret_parser
     add_predict_parser(sub); add_bundle_parser(sub); add_interpret_parser(sub)
+    from hbac.ensemble import add_cv_parser
+    add_cv_parser(sub)
     s = sub.add_parser('demo', help='the whole pipeline on a synthetic dataset')
     s.add_argument('--out', default='demo_out', help='working directory for the demo')
-    s.add_argument('--preset', default='small', choices=('tiny', 'small', 'medium'))
+    s.add_argument('--preset', default='demo', choices=('tiny', 'small', 'demo', 'medium'), help='synthetic dataset size')
     s.add_argument('--workers', type=int, default=2)
-    s.add_argument('--config', default='smoke', help="training recipe of the demo (default: smoke)")
+    s.add_argument('--config', default='demo', help="training recipe of the demo (default: demo)")
+    s.add_argument('--models', default=','.join(DEMO_MODELS), help='models the demo trains (default: eeg,eeg_spectrogram)')
     s.set_defaults(func=cmd_demo)
     for s in sub.choices.values():   # `hbac train ... --debug` works too; SUPPRESS keeps a leading --debug
         s.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='show the full Python traceback of an error')
     return p
 
-# %% ../nbs/20_cli.ipynb #486141b2
-def truth_kl(data_dir: Path,   # a synthetic dataset (its synthetic_truth.csv)
-             probs,            # (N, 6) predicted probabilities in test.csv order
-             split: str = 'test') -> float:
-    "KL of predictions against the synthetic test set's true classes (one-hot votes), the competition's formula."
-    import numpy as np, pandas as pd
-    from hbac.data import CLASSES, read_test_csv
-    from hbac.synthetic import read_truth
+# %% ../nbs/20_cli.ipynb #e36587a8
+def test_kl(data_dir: Path, # a synthetic dataset (its test_votes.csv)
+            probs # (N, 6) predicted probabilities in test.csv order
+           ) -> float:
+    "The competition KL of predictions against the synthetic test EEGs' expert votes."
+    import numpy as np
+    from hbac.data import VOTE_COLS, read_test_csv
+    from hbac.synthetic import read_test_votes
     from hbac.ensemble import competition_kl
-    truth = read_truth(data_dir).query('split == @split').set_index('eeg_id')['label']
-    labels = truth.loc[read_test_csv(data_dir)['eeg_id']].to_numpy()
-    onehot = (np.asarray(CLASSES)[None, :] == labels[:, None]).astype(np.float64)
-    return competition_kl(onehot, np.asarray(probs, np.float64))
+    votes = read_test_votes(data_dir).set_index('eeg_id').loc[read_test_csv(data_dir)['eeg_id'], list(VOTE_COLS)]
+    return competition_kl(votes.to_numpy(np.float64), np.asarray(probs, np.float64))
+
+DEMO_MODELS = ('eeg', 'eeg_spectrogram')
 
 def cmd_demo(args):
-    "The whole pipeline on synthetic data: data -> cache -> smoke recipe (fold 0) -> submission -> attributions."
-    import warnings
+    "The main job on synthetic data: data -> cache -> recipe (fold 0) -> hbac cv -> submission scored on the test votes -> attributions."
+    import json, warnings
     import numpy as np, pandas as pd
     from hbac.synthetic import make_synthetic_dataset, preset_config
     from hbac.preprocess import preprocess
-    from hbac.recipe import load_recipe, run_recipe, run_dir_of, fold_data, UNIMODAL
+    from hbac.recipe import load_recipe, run_recipe, run_dir_of, fold_data
     from hbac.dataset import vote_prior
-    from hbac.data import read_train_csv, read_test_csv
-    from hbac.predict import predict
+    from hbac.data import atomic_write, read_train_csv
+    from hbac.ensemble import cv
+    from hbac.predict import predict, model_predictions
+    from hbac.ensemble import load_run
     from hbac.interpret import interpret_run
     out = Path(args.out); data_dir = out/'data'; cache_dir = out/'cache'; runs = out/'runs'
+    models = tuple(m.strip() for m in args.models.split(',') if m.strip())
+    bad = [m for m in models if m not in ('eeg', 'eeg_spectrogram', 'spectrogram')]
+    if bad or not models: raise ValueError(f"--models {args.models!r}: expected some of eeg, eeg_spectrogram, spectrogram")
+    cfg = load_recipe(args.config)                        # a bad recipe fails before anything is computed
     t0 = time.perf_counter()
     if (data_dir/'train.csv').exists(): print(f'synthetic data: reusing {data_dir}')
     else:
-        summary = make_synthetic_dataset(data_dir, preset_config(args.preset))
+        summary = make_synthetic_dataset(data_dir, preset_config(args.preset), workers=args.workers)
         print('synthetic data:', ', '.join(f'{k}={v}' for k, v in summary.items() if not isinstance(v, dict)))
     for split in ('train', 'test'):
         report = preprocess(data_dir, cache_dir/split, parse_modalities('window'), split=split, workers=args.workers, progress=False)
         print(f'preprocessing ({split}):'); print(report)
-    cfg = load_recipe(args.config)
-    print(f'\ntraining the {cfg.name!r} recipe on fold 0 of {cfg.n_folds} (runs in {runs}) ...')
-    table = run_recipe(cfg, data_dir, cache_dir/'train', runs, folds=[0])
+    print(f'\ntraining the {cfg.name!r} recipe ({", ".join(models)}) on fold 0 of {cfg.n_folds} (runs in {runs}) ...')
+    table = run_recipe(cfg, data_dir, cache_dir/'train', runs, folds=[0], models=models)
     print('validation KL (best epoch per metric; all / high >= 10 votes / low < 10) beside the vote prior:')
     print(format_table(table.drop(columns='epochs')))
-    final = {m: run_dir_of(runs, 0, m, 'stage2') for m in UNIMODAL} | {'multimodal': run_dir_of(runs, 0, 'multimodal', 'mm_stage2')}
+    print('\nout-of-fold evaluation (hbac cv):')
+    cv(runs, data_dir, cache_dir/'train', out/'cv')
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore')       # a missing best_high.pt falls back to final.pt with a warning
-        sub = predict(data_dir, list(final.values()), out/'submission.csv')
-        single = predict(data_dir, [final['multimodal']], out/'submission_multimodal.csv')
+        warnings.simplefilter('ignore')                   # a missing best_high.pt falls back to final.pt with a warning
+        sub = predict(data_dir, [runs], out/'submission.csv', tta=True)   # the blend hbac cv saved beside the runs
+        ck = sub.attrs.get('ensemble', {}).get('checkpoint') or 'best_high'
+        each = model_predictions(data_dir, [load_run(run_dir_of(runs, 0, m, 'stage2'), ck) for m in models], tta=True)
+    singles = {m: each[k] for k, m in enumerate(models)}       # (N, 6) per model, in test.csv order
     prior = np.tile(vote_prior(read_train_csv(data_dir)), (len(sub), 1))
-    test_kl = pd.DataFrame({'predictor': ['ensemble (4 models, fold 0)', 'multimodal alone', 'vote prior'],
-                            'test_kl': [truth_kl(data_dir, sub.iloc[:, 1:].to_numpy()),
-                                        truth_kl(data_dir, single.iloc[:, 1:].to_numpy()), truth_kl(data_dir, prior)]})
-    print(f'\nwrote {out/"submission.csv"} ({len(sub)} rows); KL against the synthetic test labels (one-hot):')
-    print(format_table(test_kl))
-    valid_ids = [int(i) for i in fold_data(data_dir, cfg.n_folds, 0).valid.eeg_id.unique()[:3]]
-    paths = interpret_run(final['eeg'], data_dir, valid_ids, out/'interpret', methods=('ig', 'occlusion'))
-    print(f"\nattributions: {len(paths['meta'])} windows x methods in {out/'interpret'}; figures:")
-    for f in paths['figures']: print(f'  {f}')
-    print(f'\ndemo finished in {time.perf_counter()-t0:.1f} s')
+    kl = {'ensemble': test_kl(data_dir, sub.iloc[:, 1:].to_numpy()), 'vote_prior': test_kl(data_dir, prior)}
+    kl.update({m: test_kl(data_dir, p) for m, p in singles.items()})
+    rows = [('ensemble (' + sub.attrs.get('ensemble', {}).get('description', 'default') + ')', kl['ensemble'])]
+    rows += [(f'{m} alone', kl[m]) for m in models] + [('vote prior', kl['vote_prior'])]
+    shown = pd.DataFrame(rows, columns=['predictor', 'test_kl'])
+    shown['x_prior'] = shown['test_kl']/kl['vote_prior']
+    print(f'\nwrote {out/"submission.csv"} ({len(sub)} rows); KL against the expert votes of the {len(sub)} test EEGs:')
+    print(format_table(shown, 3))
+    curves = [run_dir_of(runs, 0, m, st)/'learning_curves.png' for m in models for st in ('stage1', 'stage2')]
+    print('learning curves:'); [print(f'  {c}') for c in curves if c.exists()]
+    valid_ids = [int(i) for i in fold_data(data_dir, cfg.n_folds, 0).valid.eeg_id.unique()[:2]]
+    if 'eeg' in models:
+        paths = interpret_run(run_dir_of(runs, 0, 'eeg', 'stage2'), data_dir, valid_ids, out/'interpret', methods=('ig', 'occlusion'))
+        print(f"attributions: {len(paths['meta'])} windows x methods in {out/'interpret'}; figures:")
+        for f in paths['figures']: print(f'  {f}')
+    seconds = time.perf_counter() - t0
+    result = {'n_test': int(len(sub)), 'seconds': round(seconds, 1), 'test_kl': {k: float(v) for k, v in kl.items()}}
+    with atomic_write(out/'summary.json') as tmp: Path(tmp).write_text(json.dumps(result, indent=1) + '\n')
+    print(f'\nwrote {out/"summary.json"}; demo finished in {seconds:.1f} s')
     return 0
 
 # %% ../nbs/20_cli.ipynb #1977251f

@@ -16,12 +16,12 @@ from .models.spectrogram import SpectrogramModel
 from .models.multimodal import MultimodalModel
 
 # %% auto #0
-__all__ = ['UNIMODAL', 'RECIPE_MODELS', 'BACKBONES', 'STAGES', 'MODEL_CLASSES', 'SMOKE_MODELS', 'check_model_args',
-           'RecipeConfig', 'recipe_preset', 'load_recipe', 'save_recipe', 'FoldData', 'fold_data', 'run_dir_of',
-           'build_recipe_model', 'checkpoint_or_final', 'train_stage', 'train_fold', 'prior_row', 'run_recipe',
-           'merge_summary']
+__all__ = ['UNIMODAL', 'RECIPE_MODELS', 'BACKBONES', 'STAGES', 'MODEL_CLASSES', 'SMOKE_MODELS', 'RECIPE_PRESETS', 'DEMO_MODELS',
+           'check_model_args', 'RecipeConfig', 'recipe_preset', 'load_recipe', 'save_recipe', 'FoldData', 'fold_data',
+           'run_dir_of', 'build_recipe_model', 'checkpoint_or_final', 'train_stage', 'train_fold', 'prior_row',
+           'run_recipe', 'merge_summary']
 
-# %% ../nbs/10a_recipe.ipynb #afa3f263
+# %% ../nbs/10a_recipe.ipynb #1cd30d48
 UNIMODAL = ('eeg', 'eeg_spectrogram', 'spectrogram')
 RECIPE_MODELS = UNIMODAL + ('multimodal',)
 BACKBONES = {'eeg': 'eeg_model', 'eeg_spectrogram': 'eeg_spec_model', 'spectrogram': 'spec_model'}  # MultimodalModel attributes
@@ -55,6 +55,7 @@ class RecipeConfig:
     backbone_checkpoint: str = 'best_high'   # which unimodal stage-2 checkpoint the multimodal model starts from
     valid_mode: str = 'all'               # validation items: every labelled window of the fold ('all') or 'one_per_eeg'
     numerics: str = 'window'              # EEG inputs from each window's own samples ('window') or whole-recording features
+    model_stages: dict = field(default_factory=dict)  # per-model stage settings, e.g. {'spectrogram': {'stage1': {'epochs': 3}}}
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -71,14 +72,23 @@ class RecipeConfig:
         if self.numerics not in NUMERICS:
             raise ConfigError(f"RecipeConfig.numerics: expected 'window' or 'recording', found {self.numerics!r}")
         for m in RECIPE_MODELS: check_model_args(m, self.models[m])   # every model's arguments, before anything runs
-        for s in STAGES: self.stage_config(s)       # every stage must make a valid TrainConfig
+        for m, stages in self.model_stages.items():
+            if m not in RECIPE_MODELS or not isinstance(stages, dict):
+                raise ConfigError(f"RecipeConfig.model_stages: expected {{model: {{stage: settings}}}} with models in "
+                                  f"{', '.join(RECIPE_MODELS)}, found {m!r}: {stages!r}")
+            bad = [k for k in stages if k not in STAGES or not isinstance(stages[k], dict)]
+            if bad: raise ConfigError(f"RecipeConfig.model_stages.{m}: unknown stage {bad[0]!r}; expected {', '.join(STAGES)}")
+        for s in STAGES:                            # every stage of every model must make a valid TrainConfig
+            for m in (None,) + RECIPE_MODELS: self.stage_config(s, m)
 
-    def stage_config(self, stage: str # one of STAGES
+    def stage_config(self, stage: str, # one of STAGES
+                     model: str | None = None # the model trained in this stage: its `model_stages` settings apply
                     ) -> TrainConfig:
-        "The TrainConfig of one stage: defaults, overlaid with `train`, overlaid with the stage's own settings."
+        "The TrainConfig of one stage: defaults, overlaid with `train`, the stage's own settings, then the model's."
         if stage not in STAGES: raise ValueError(f"unknown stage {stage!r}: expected one of {', '.join(STAGES)}")
-        try: return TrainConfig.from_dict({**self.train, **getattr(self, stage)})
-        except ConfigError as e: raise ConfigError(f'RecipeConfig.{stage}: {e}') from None
+        own = self.model_stages.get(model, {}).get(stage, {}) if model else {}
+        try: return TrainConfig.from_dict({**self.train, **getattr(self, stage), **own})
+        except ConfigError as e: raise ConfigError(f"RecipeConfig.{f'model_stages.{model}.' if own else ''}{stage}: {e}") from None
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
@@ -92,30 +102,44 @@ class RecipeConfig:
         if unknown: raise ConfigError(f"unknown RecipeConfig key {unknown[0]!r}; valid keys: {', '.join(names)}")
         return cls(**d)
 
-# %% ../nbs/10a_recipe.ipynb #51d58bfe
+# %% ../nbs/10a_recipe.ipynb #08c81f1e
 SMOKE_MODELS = {'eeg': {'widths': [8, 8, 8, 8, 16, 16], 'hidden': 32},
                 'eeg_spectrogram': {'widths': [8, 8, 8, 16, 16, 32]},
                 'spectrogram': {'widths': [8, 8, 8, 16, 16, 32]},
                 'multimodal': {}}
 
-def recipe_preset(name: str # 'full' or 'smoke'
+RECIPE_PRESETS = ('full', 'smoke', 'demo')
+DEMO_MODELS = {'eeg': {'widths': [8, 8, 8, 8, 16, 16], 'hidden': 32}, 'eeg_spectrogram': {'widths': [8, 8, 8, 16, 16, 32]},
+               'spectrogram': {'widths': [8, 8, 8, 16, 16, 32]}, 'multimodal': {}}
+
+def recipe_preset(name: str # 'full', 'smoke' or 'demo'
                  ) -> RecipeConfig:
-    "A built-in recipe: the reference (`full`) or a one-minute CPU run of every stage (`smoke`)."
+    "A built-in recipe: the reference (`full`), a one-minute run of every stage (`smoke`), or the CPU demo that learns (`demo`)."
     if name == 'full': return RecipeConfig()
+    if name == 'demo':
+        fast = {'lr': 3e-3, 'schedule': 'cosine', 'batch_size': 16}
+        return RecipeConfig(name='demo', n_folds=5, models=json.loads(json.dumps(DEMO_MODELS)),
+                            train={'progress': False, 'seed': 0},
+                            stage1={**fast, 'epochs': 6, 'count_type': 'all'},
+                            stage2={**fast, 'epochs': 2, 'lr': 1e-3, 'count_type': 'upper'},
+                            mm_stage1={**fast, 'epochs': 2, 'count_type': 'all'},
+                            mm_stage2={**fast, 'epochs': 2, 'lr': 1e-4, 'count_type': 'upper'},
+                            valid_mode='one_per_eeg',
+                            model_stages={'eeg_spectrogram': {'stage1': {'epochs': 5}}, 'spectrogram': {'stage1': {'epochs': 4}}})
     if name == 'smoke':
         one = {'epochs': 1, 'batch_size': 16}
         return RecipeConfig(name='smoke', n_folds=3, models=json.loads(json.dumps(SMOKE_MODELS)),
                             train={'progress': False, 'seed': 0},
                             stage1={**one, 'epochs': 2, 'count_type': 'all'}, stage2={**one, 'count_type': 'upper'},
                             mm_stage1={**one, 'count_type': 'all'}, mm_stage2={**one, 'count_type': 'upper', 'lr': 1e-4})
-    raise ValueError(f"unknown recipe preset {name!r}: expected 'full' or 'smoke' (or the path of a JSON file)")
+    raise ValueError(f"unknown recipe preset {name!r}: expected 'full', 'smoke' or 'demo' (or the path of a JSON file)")
 
-def load_recipe(spec: str | Path # a preset name ('full', 'smoke') or the path of a JSON file
+def load_recipe(spec: str | Path # a preset name ('full', 'smoke', 'demo') or the path of a JSON file
                ) -> RecipeConfig:
     "Read a recipe from a preset name or a JSON file; errors name the file and the key."
-    if str(spec) in ('full', 'smoke'): return recipe_preset(str(spec))
+    if str(spec) in RECIPE_PRESETS: return recipe_preset(str(spec))
     path = Path(spec)
-    if not path.is_file(): raise FileNotFoundError(f"recipe config {path} does not exist (or use a preset: 'full', 'smoke')")
+    if not path.is_file(): raise FileNotFoundError(f"recipe config {path} does not exist (or use a preset: 'full', 'smoke', 'demo')")
     try: d = json.loads(path.read_text())
     except json.JSONDecodeError as e: raise ConfigError(f'{path}: not valid JSON ({e})') from None
     try: return RecipeConfig.from_dict(d)
@@ -163,7 +187,7 @@ def fold_data(data_dir: str | Path, # the Kaggle layout (train.csv)
     tr, va = split_fold(table, patient_folds(table, n_folds), fold)
     return FoldData(fold, n_folds, tr, va)
 
-# %% ../nbs/10a_recipe.ipynb #9faa3c49
+# %% ../nbs/10a_recipe.ipynb #ac1545bd
 def run_dir_of(out_dir: str | Path, fold: int, model: str, stage: str) -> Path:
     "Where one stage of one model of one fold writes its files."
     return Path(out_dir)/f'fold{fold}'/model/stage
@@ -189,7 +213,7 @@ def train_stage(model, data: FoldData, modality: str, stage: str, cfg: RecipeCon
                 init: Path | None = None    # checkpoint to start from (ignored when resuming this stage)
                ):
     "Train one stage of one model on one fold (resumable); returns `fit`'s RunResult."
-    tcfg = cfg.stage_config(stage)
+    tcfg = cfg.stage_config(stage, model_name)
     run_dir = run_dir_of(out_dir, data.fold, model_name, stage)
     if init is not None and not (run_dir/'last.pt').exists(): load_checkpoint(init, model)
     train_ds, valid_ds = data.datasets(modality, cache_dir, tcfg, cfg.valid_mode, cfg.numerics)
@@ -199,7 +223,7 @@ def train_stage(model, data: FoldData, modality: str, stage: str, cfg: RecipeCon
              'init': str(init) if init else None, 'vote_prior': [float(p) for p in data.prior]}
     return fit(model, train_ds, valid_ds, tcfg, run_dir, resume=True, extra=extra)
 
-# %% ../nbs/10a_recipe.ipynb #d483dec0
+# %% ../nbs/10a_recipe.ipynb #cb97183d
 def train_fold(cfg: RecipeConfig,           # the recipe
                data_dir: str | Path,        # Kaggle layout (train.csv)
                cache_dir: str | Path,       # preprocessing cache of the train split
@@ -213,19 +237,19 @@ def train_fold(cfg: RecipeConfig,           # the recipe
     data = fold_data(data_dir, cfg.n_folds, fold)
     rows, todo = [], [m for m in UNIMODAL if m in models or 'multimodal' in models]
     for name in todo:
-        r1 = train_stage(build_recipe_model(name, cfg, cfg.stage_config('stage1').seed), data, name, 'stage1', cfg, cache_dir, out_dir, name)
-        r2 = train_stage(build_recipe_model(name, cfg, cfg.stage_config('stage2').seed), data, name, 'stage2', cfg, cache_dir, out_dir, name,
+        r1 = train_stage(build_recipe_model(name, cfg, cfg.stage_config('stage1', name).seed), data, name, 'stage1', cfg, cache_dir, out_dir, name)
+        r2 = train_stage(build_recipe_model(name, cfg, cfg.stage_config('stage2', name).seed), data, name, 'stage2', cfg, cache_dir, out_dir, name,
                          init=r1.checkpoint('final'))
         rows += [_summary_row(data, name, 'stage1', r1), _summary_row(data, name, 'stage2', r2)]
     if 'multimodal' in models:
-        mm = build_recipe_model('multimodal', cfg, cfg.stage_config('mm_stage1').seed)
+        mm = build_recipe_model('multimodal', cfg, cfg.stage_config('mm_stage1', 'multimodal').seed)
         for name, attr in BACKBONES.items():
             load_checkpoint(checkpoint_or_final(run_dir_of(out_dir, fold, name, 'stage2'), cfg.backbone_checkpoint),
                             getattr(mm, attr))
         cfg1 = dataclasses.replace(cfg, mm_stage1={**cfg.mm_stage1,
                                    'freeze': list(cfg.mm_stage1.get('freeze', [])) + list(BACKBONES.values())})
         r1 = train_stage(mm, data, 'multimodal', 'mm_stage1', cfg1, cache_dir, out_dir, 'multimodal')
-        mm2 = build_recipe_model('multimodal', cfg, cfg.stage_config('mm_stage2').seed)
+        mm2 = build_recipe_model('multimodal', cfg, cfg.stage_config('mm_stage2', 'multimodal').seed)
         r2 = train_stage(mm2, data, 'multimodal', 'mm_stage2', cfg, cache_dir, out_dir, 'multimodal',
                          init=r1.checkpoint('final'))
         rows += [_summary_row(data, 'multimodal', 'mm_stage1', r1), _summary_row(data, 'multimodal', 'mm_stage2', r2)]

@@ -148,7 +148,7 @@ def synth_spectrogram(label: str, # one of CLASSES
         v[start:start+length, cols] = np.nan
     return v.astype(np.float32)
 
-# %% ../nbs/01_synthetic.ipynb #a7f8bf55
+# %% ../nbs/01_synthetic.ipynb #6e067432
 @dataclass
 class SynthConfig:
     "Size and shape of a synthetic dataset."
@@ -165,7 +165,8 @@ def preset_config(name: str # 'tiny', 'small', 'demo' or 'medium'
                  ) -> SynthConfig:
     "A preset: 'tiny' (6 EEGs, tests), 'small' (~300 windows), 'demo' (~1,100 windows, 120 test EEGs), 'medium' (~2,500)."
     presets = {'tiny': SynthConfig(),
-               'demo': SynthConfig(n_patients=150, eegs_per_patient=(1, 3), windows_per_eeg=(1, 6), n_test=120, seed=0),
+               'demo': SynthConfig(n_patients=150, eegs_per_patient=(1, 3), windows_per_eeg=(1, 6), n_test=120, seed=0,
+                                   agreement=(0.6, 0.95)),
                'small': SynthConfig(n_patients=20, eegs_per_patient=(1, 4), windows_per_eeg=(1, 10), n_test=4, seed=0),
                'medium': SynthConfig(n_patients=100, eegs_per_patient=(1, 4), windows_per_eeg=(3, 15), n_test=8, seed=0)}
     if name not in presets: raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(presets)}")

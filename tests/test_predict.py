@@ -9,7 +9,8 @@ import torch
 
 from hbac.data import SUBMISSION_COLUMNS, VOTE_COLS, DataError, eeg_path, read_test_csv, real_fixtures_dir, spectrogram_path
 from hbac.ensemble import TINY_KWARGS, find_run_dirs, init_run_dir, load_run
-from hbac.predict import add_bundle_parser, add_predict_parser, build_kaggle_bundle, check_submission, predict
+from hbac.predict import (FORMAT_CHECK_BANNER, FORMAT_CHECK_ENV, add_bundle_parser, add_predict_parser, build_kaggle_bundle,
+                          check_submission, predict)
 
 ROOT = Path(__file__).resolve().parents[1]
 NB = ROOT/'nbs'/'16_kaggle_submission.ipynb'
@@ -60,6 +61,10 @@ def bundle(runs, tmp_path_factory):
 
 def run_notebook(params: dict):
     "Execute the Kaggle notebook in this process with its first code cell replaced by `params` (papermill-style)."
+    return run_notebook_nb(params)[0]
+
+def run_notebook_nb(params: dict):
+    "`run_notebook`, returning (shell, notebook): the executed cells' outputs are in the notebook."
     from execnb.nbio import read_nb
     from execnb.shell import CaptureShell
     nb = read_nb(NB)
@@ -76,7 +81,18 @@ def run_notebook(params: dict):
         os.chdir(NB.parent)
         sh.run_all(nb, exc_stop=True)
     finally: os.chdir(cwd)
-    return sh
+    return sh, nb
+
+def notebook_stdout(nb) -> str:
+    "Everything the executed notebook printed."
+    return ''.join(''.join(o.get('text', '')) for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', [])
+                   if o.get('output_type') == 'stream')
+
+@pytest.fixture
+def no_format_check(monkeypatch):
+    "Neither HBAC_FORMAT_CHECK nor nbdev_test's IN_TEST in the environment: the notebook's own default."
+    monkeypatch.delenv(FORMAT_CHECK_ENV, raising=False)
+    monkeypatch.delenv('IN_TEST', raising=False)
 
 def kaggle_layout(root: Path, data_src: Path, bundle: Path) -> dict:
     "/kaggle/input/... and /kaggle/working laid out under `root`; returns the notebook parameters."
@@ -100,9 +116,10 @@ def check_file(out, data_dir):
     np.testing.assert_allclose(v.sum(1), 1.0, atol=1e-9)
     return sub
 
-def test_notebook_on_kaggle_layout(tmp_path, tiny, bundle, runs):
+def test_notebook_on_kaggle_layout(tmp_path, tiny, bundle, runs, no_format_check):
     params = kaggle_layout(tmp_path, tiny, bundle)
-    sh = run_notebook(params)
+    sh, nb = run_notebook_nb({**params, 'FORMAT_CHECK': True})     # the bundle's spectrogram and multimodal runs are untrained
+    assert notebook_stdout(nb).count(FORMAT_CHECK_BANNER) == 2        # after the input check and under the result
     sub = check_file(params['OUT'], params['DATA_DIR'])
     assert len(sub) == len(read_test_csv(tiny))
     # the notebook used every shipped model and the blend weights: the same as predict() with them
@@ -110,7 +127,7 @@ def test_notebook_on_kaggle_layout(tmp_path, tiny, bundle, runs):
     np.testing.assert_allclose(sub[list(VOTE_COLS)].to_numpy(), ref[list(VOTE_COLS)].to_numpy(), atol=1e-6)
     assert not list((tmp_path/'kaggle'/'working').glob('.*'))                  # no temporary file left behind
 
-def test_notebook_on_real_public_test(tmp_path, bundle):
+def test_notebook_on_real_public_test(tmp_path, bundle, no_format_check):
     fx = real_fixtures_dir()
     if fx is None: pytest.skip('real fixtures not found (../shared/fixtures/real or $HBAC_FIXTURES): the public test example is needed')
     hms = fx/'hms'
@@ -120,7 +137,7 @@ def test_notebook_on_real_public_test(tmp_path, bundle):
     params = kaggle_layout(tmp_path, hms, bundle)
     with warnings.catch_warnings():
         warnings.filterwarnings('error', module=r'hbac\.')                     # no fallback warning on the real example
-        run_notebook(params)
+        run_notebook({**params, 'FORMAT_CHECK': True})                       # the bundle holds untrained runs
     sub = check_file(params['OUT'], hms)
     assert sub['eeg_id'].tolist() == [3911565283]
     ref, msgs = _predict_warnings(hms, [bundle/'models'], tmp_path/'ref.csv', device='cpu',
@@ -172,6 +189,8 @@ def test_all_nan_eeg(bad_data, runs, tmp_path):
     df = pd.read_parquet(eeg_path(bad_data, 'test', eid)); df[:] = np.nan; df.to_parquet(eeg_path(bad_data, 'test', eid))
     sub, msgs = _predict_warnings(bad_data, runs, tmp_path/'s.csv', device='cpu')
     assert any(f'eeg_id {eid}' in m and 'NaN' in m for m in msgs), msgs
+    assert sub.attrs['ensemble']['source'] == 'multimodal'                       # the default; it needs the dead EEG
+    assert any(m.startswith('test row 0 ') and '(multimodal) cannot run on its inputs' in m for m in msgs), msgs
     check_file(tmp_path/'s.csv', bad_data)
     only_spec = predict(bad_data, runs[1:2], tmp_path/'spec.csv', device='cpu')    # row 0 = the spectrogram model alone
     np.testing.assert_allclose(sub.loc[0, list(VOTE_COLS)].to_numpy(float), only_spec.loc[0, list(VOTE_COLS)].to_numpy(float), atol=1e-6)
@@ -192,6 +211,7 @@ def test_missing_spectrogram(bad_data, runs, tmp_path):
     os.remove(spectrogram_path(bad_data, 'test', sid))
     sub, msgs = _predict_warnings(bad_data, runs, tmp_path/'s.csv', device='cpu')
     assert any(f'spectrogram_id {sid}' in m and 'file not found' in m for m in msgs), msgs
+    assert any(m.startswith('test row 1 ') and '(multimodal) cannot run on its inputs' in m for m in msgs), msgs
     check_file(tmp_path/'s.csv', bad_data)
     only_eeg = predict(bad_data, runs[:1], tmp_path/'eeg.csv', device='cpu')        # row 1 = the eeg model alone
     np.testing.assert_allclose(sub.loc[1, list(VOTE_COLS)].to_numpy(float), only_eeg.loc[1, list(VOTE_COLS)].to_numpy(float), atol=1e-6)
@@ -241,3 +261,110 @@ def test_cli_predict(tiny, runs, tmp_path):
     assert code == 2 and 'gone does not exist' in err
     code, out, err = _cli(['kaggle-bundle', '--models', str(tmp_path/'gone'), '--out', str(tmp_path/'b')])
     assert code == 2 and 'gone does not exist' in err and not (tmp_path/'b').exists()
+
+def _values(sub): return sub[list(VOTE_COLS)].to_numpy(float)
+
+def test_default_ensemble_is_multimodal(tiny, runs, tmp_path, capsys):
+    "Without weights or blend.json, multimodal runs among the models: they alone predict (the recipe's final model)."
+    sub = predict(tiny, runs, tmp_path/'s.csv', device='cpu')
+    line = capsys.readouterr().out
+    assert line == ('predict: ensemble = multimodal, averaged over 1 fold (no blend.json beside the runs; '
+                    'the other 2 runs only for rows it cannot read)\n')
+    ens = sub.attrs['ensemble']
+    assert (ens['source'], ens['weights'], ens['checkpoint'], ens['blend_file']) == ('multimodal', None, 'best_high', None)
+    assert ens['runs'] == [str(runs[2])] and ens['fallback_runs'] == [str(runs[0]), str(runs[1])]
+    alone = predict(tiny, runs[2:], tmp_path/'mm.csv', device='cpu')
+    np.testing.assert_allclose(_values(sub), _values(alone), atol=1e-9)
+    check_file(tmp_path/'s.csv', tiny)
+
+def test_default_ensemble_plain_average(tiny, runs, tmp_path, capsys):
+    "No multimodal run, no blend.json: the plain average of every run."
+    sub = predict(tiny, runs[:2], tmp_path/'s.csv', device='cpu')
+    assert sub.attrs['ensemble']['source'] == 'average'
+    assert 'plain average of 2 runs (eeg, spectrogram; no blend.json beside the runs, no multimodal run)' in capsys.readouterr().out
+    each = [_values(predict(tiny, [r], tmp_path/f'{r.name}.csv', device='cpu')) for r in runs[:2]]
+    np.testing.assert_allclose(_values(sub), np.mean(each, 0), atol=1e-6)
+
+@pytest.fixture
+def blend_runs(runs, tmp_path):
+    "The runs in one folder with a blend.json as hbac cv writes it (checkpoint final)."
+    d = tmp_path/'RUNS'
+    for r in runs: shutil.copytree(r, d/r.name)
+    blend = {'weights': {'eeg': 0.7, 'spectrogram': 0.0, 'multimodal': 0.3}, 'checkpoint': 'final', 'n_rows': 6,
+             'kl_blend': 1.0, 'kl_plain_average': 1.1, 'runs': [r.name for r in runs]}
+    (d/'blend.json').write_text(json.dumps(blend))
+    return d, blend
+
+def test_default_ensemble_blend_json(tiny, blend_runs, tmp_path, capsys):
+    "A blend.json beside the runs: its weights and its checkpoint (unless one is asked for); zero weights are not run."
+    d, blend = blend_runs
+    sub = predict(tiny, [d], tmp_path/'s.csv', device='cpu')
+    out = capsys.readouterr().out
+    assert out == f'predict: ensemble = blend weights from {d/"blend.json"} (eeg 0.7, spectrogram 0, multimodal 0.3; final)\n'
+    ens = sub.attrs['ensemble']
+    assert (ens['source'], ens['checkpoint'], ens['blend_file']) == ('blend', 'final', str(d/'blend.json'))
+    assert ens['weights'] == {'eeg': 0.7, 'multimodal': 0.3} and [Path(r).name for r in ens['fallback_runs']] == ['spectrogram_f0']
+    ref = predict(tiny, [d], tmp_path/'r.csv', device='cpu', weights=blend['weights'], checkpoint='final')
+    np.testing.assert_allclose(_values(sub), _values(ref), atol=1e-9)
+    assert ref.attrs['ensemble']['source'] == 'weights'
+    sub2 = predict(tiny, [d/'eeg_f0', d/'multimodal_f0'], tmp_path/'s2.csv', device='cpu', checkpoint='best_high')
+    assert (sub2.attrs['ensemble']['source'], sub2.attrs['ensemble']['checkpoint']) == ('blend', 'best_high')
+    assert 'fitted on final, predicting with best_high' in capsys.readouterr().out
+    np.testing.assert_allclose(_values(sub2), _values(ref), atol=1e-6)        # the tiny runs' best_high = final weights
+
+def test_stale_blend_json_is_not_used(tiny, blend_runs, tmp_path):
+    d, blend = blend_runs
+    (d/'blend.json').write_text(json.dumps({**blend, 'runs': ['eeg_f0', 'multimodal_f0']}))  # written for other runs
+    sub, msgs = _predict_warnings(tiny, [d], tmp_path/'s.csv', device='cpu')
+    assert sub.attrs['ensemble']['source'] == 'multimodal'
+    assert any('was written for other runs' in m and 'spectrogram_f0' in m for m in msgs), msgs
+    (d/'blend.json').write_text('{"weights": {"eeg": "heavy"}}')
+    with pytest.raises(DataError, match='blend.json: the weights must be numbers'):
+        predict(tiny, [d], tmp_path/'s.csv', device='cpu')
+
+def test_cli_predict_default_and_blend_file(tiny, blend_runs, tmp_path):
+    d, blend = blend_runs
+    code, out, err = _cli(['predict', '--data-dir', str(tiny), '--models', str(d), '--out', str(tmp_path/'s.csv'),
+                           '--no-progress', '--device', 'cpu'])
+    assert code == 0, err
+    assert out.splitlines()[0].startswith(f'predict: ensemble = blend weights from {d/"blend.json"}')
+    code, out2, err = _cli(['predict', '--data-dir', str(tiny), '--models', *(str(d/r) for r in ('eeg_f0', 'spectrogram_f0', 'multimodal_f0')),
+                            '--out', str(tmp_path/'w.csv'), '--no-progress', '--device', 'cpu', '--checkpoint', 'final',
+                            '--weights', str(d/'blend.json')])                 # --weights takes a blend.json too
+    assert code == 0, err
+    assert out2.splitlines()[0] == 'predict: ensemble = weights given (eeg 0.7, spectrogram 0, multimodal 0.3)'
+    np.testing.assert_allclose(pd.read_csv(tmp_path/'s.csv')[list(VOTE_COLS)], pd.read_csv(tmp_path/'w.csv')[list(VOTE_COLS)], atol=1e-9)
+
+def test_notebook_refuses_untrained_models(tmp_path, tiny, bundle, no_format_check):
+    "Competition data and models attached, but some models untrained: without the flag, one error and no submission."
+    params = kaggle_layout(tmp_path, tiny, bundle)
+    with pytest.raises(DataError, match=r'hbac-models: 2 of 3 models are untrained \(multimodal_f0, spectrogram_f0.*FORMAT_CHECK = True'):
+        run_notebook(params)
+    assert not Path(params['OUT']).exists() and not list((tmp_path/'kaggle'/'working').iterdir())
+
+def test_notebook_refuses_without_data(tmp_path, no_format_check):
+    "Off Kaggle with no competition data and no models: without the flag, one error naming both, and no submission."
+    out = tmp_path/'working'/'submission.csv'; out.parent.mkdir()
+    params = dict(DATA_DIR=str(tmp_path/'hms'), MODELS_DIR=str(tmp_path/'models'), WHEELS_DIR=str(tmp_path/'wheels'), OUT=str(out), WORKERS=0)
+    with pytest.raises(FileNotFoundError) as e: run_notebook(params)
+    msg = str(e.value)
+    assert f'the competition data {tmp_path/"hms"} and the models dataset {tmp_path/"models"} not found' in msg, msg
+    assert 'FORMAT_CHECK = True' in msg and FORMAT_CHECK_ENV in msg and 'no submission was written' in msg, msg
+    assert not out.exists() and not list(out.parent.iterdir())
+
+def test_notebook_format_check_by_environment(tmp_path, no_format_check, monkeypatch):
+    "HBAC_FORMAT_CHECK=1 and no data: untrained toy models on a test example, the banner printed, OUT left alone."
+    monkeypatch.setenv(FORMAT_CHECK_ENV, '1')
+    out = tmp_path/'working'/'submission.csv'; out.parent.mkdir()
+    sh, nb = run_notebook_nb(dict(DATA_DIR=str(tmp_path/'hms'), MODELS_DIR=str(tmp_path/'models'), OUT=str(out), WORKERS=0))
+    text = notebook_stdout(nb)
+    assert text.count(FORMAT_CHECK_BANNER) == 2 and '(untrained)' in text, text
+    assert not out.exists()                                                  # the format check writes into a temporary folder
+
+def test_notebook_with_trained_models_needs_no_flag(tmp_path, tiny, trained_run, no_format_check):
+    "Only trained runs in the bundle: the notebook predicts without the flag and prints no format-check banner."
+    b = build_kaggle_bundle([trained_run], tmp_path/'bundle')
+    params = kaggle_layout(tmp_path/'k', tiny, b)
+    sh, nb = run_notebook_nb(params)
+    assert FORMAT_CHECK_BANNER not in notebook_stdout(nb)
+    check_file(params['OUT'], params['DATA_DIR'])
