@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='show the full Python traceback of an error')
     return p
 
-# %% ../nbs/20_cli.ipynb #e36587a8
+# %% ../nbs/20_cli.ipynb #b56904d5
 def test_kl(data_dir: Path, # a synthetic dataset (its test_votes.csv)
             probs # (N, 6) predicted probabilities in test.csv order
            ) -> float:
@@ -169,7 +169,7 @@ def cmd_demo(args):
     print('validation KL (best epoch per metric; all / high >= 10 votes / low < 10) beside the vote prior:')
     print(format_table(table.drop(columns='epochs')))
     print('\nout-of-fold evaluation (hbac cv):')
-    cv(runs, data_dir, cache_dir/'train', out/'cv')
+    cv(runs, data_dir, cache_dir/'train', out/'cv', checkpoint=cfg.select_checkpoint)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')                   # a missing best_high.pt falls back to final.pt with a warning
         sub = predict(data_dir, [runs], out/'submission.csv', tta=True)   # the blend hbac cv saved beside the runs

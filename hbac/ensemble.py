@@ -18,7 +18,7 @@ __all__ = ['PRED_COLS', 'KAGGLE_EPS', 'HIGH_VOTES', 'OOF_ID_COLS', 'OOF_COLUMNS'
            'synthetic_oof', 'plot_cv_report', 'fold_average', 'blend', 'fit_blend_weights', 'oof_matrix',
            'compare_blends', 'read_run_config', 'LoadedModel', 'load_run', 'find_run_dirs', 'expand_run_paths',
            'init_run_dir', 'mirror_inputs', 'predict_proba', 'oof_predictions', 'cv_predictions', 'one_window_per_eeg',
-           'cv_table', 'fit_cv_blend', 'plot_cv', 'cv', 'cmd_cv', 'add_cv_parser']
+           'cv_table', 'fit_cv_blend', 'plot_cv', 'cv', 'recipe_select_checkpoint', 'cmd_cv', 'add_cv_parser']
 
 # %% ../nbs/11_ensemble.ipynb #7c324d0d
 PRED_COLS = tuple(f'{c}_pred' for c in CLASSES)   # predicted-probability columns of an out-of-fold table
@@ -672,16 +672,27 @@ def cv(runs, # the runs folder of `hbac train` (RUNS/fold{k}/{model}/{stage})
         print('wrote ' + ', '.join(str(files[k]) for k in ('oof', 'table', 'plot', 'blend', 'runs_blend') if k in files))
     return {'predictions': preds, 'table': table, 'blend': info, 'files': files}
 
-# %% ../nbs/11_ensemble.ipynb #c0865e63
+# %% ../nbs/11_ensemble.ipynb #b19b71e3
 def _train_cache(root):
     root = Path(root)
     return root/'train' if (root/'train').is_dir() else root
+
+def recipe_select_checkpoint(runs # the runs folder of hbac train (its recipe.json)
+                            ) -> str:
+    "The recipe's `select_checkpoint` (RUNS/recipe.json), 'best_high' when the folder has no recipe.json."
+    p = Path(runs)/'recipe.json'
+    if not p.is_file(): return 'best_high'
+    try: value = json.loads(p.read_text()).get('select_checkpoint', 'best_high')
+    except (json.JSONDecodeError, AttributeError): raise DataError(f'{p}: not a recipe written by hbac train') from None
+    if value not in CHECKPOINTS: raise DataError(f'{p}: select_checkpoint {value!r} is not one of {", ".join(CHECKPOINTS)}')
+    return value
 
 def cmd_cv(args # parsed arguments of `hbac cv`
           ) -> int:
     "`hbac cv`: out-of-fold predictions, the CV table and blend weights of a runs folder."
     out = Path(args.out) if args.out else Path(args.runs)/'cv'
-    cv(args.runs, args.data_dir, _train_cache(args.cache_dir), out, checkpoint=args.checkpoint, batch_size=args.batch_size,
+    checkpoint = args.checkpoint or recipe_select_checkpoint(args.runs)
+    cv(args.runs, args.data_dir, _train_cache(args.cache_dir), out, checkpoint=checkpoint, batch_size=args.batch_size,
        device=args.device, tta=args.tta, num_workers=args.workers)
     return 0
 
@@ -693,7 +704,8 @@ def add_cv_parser(subparsers # the `add_subparsers()` object of the `hbac` parse
     s.add_argument('--data-dir', required=True, help='Kaggle data directory (train.csv)')
     s.add_argument('--cache-dir', default='hbac_cache', help='cache root written by `hbac preprocess` (uses CACHE_DIR/train)')
     s.add_argument('--out', default=None, help='folder for oof.parquet, cv.csv, cv.png, blend.json (default: RUNS/cv)')
-    s.add_argument('--checkpoint', default='best_high', choices=CHECKPOINTS, help='the checkpoint scored beside final (default: best_high)')
+    s.add_argument('--checkpoint', default=None, choices=CHECKPOINTS,
+                   help="the checkpoint scored beside final (default: the recipe's select_checkpoint, else best_high)")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     s.add_argument('--batch-size', type=int, default=64, help='windows per batch (default: 64)')
     s.add_argument('--workers', type=int, default=0, help='DataLoader workers reading the cache')

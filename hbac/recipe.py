@@ -21,7 +21,7 @@ __all__ = ['UNIMODAL', 'RECIPE_MODELS', 'BACKBONES', 'STAGES', 'MODEL_CLASSES', 
            'run_dir_of', 'build_recipe_model', 'checkpoint_or_final', 'train_stage', 'train_fold', 'prior_row',
            'run_recipe', 'merge_summary']
 
-# %% ../nbs/10a_recipe.ipynb #1cd30d48
+# %% ../nbs/10a_recipe.ipynb #326b6eab
 UNIMODAL = ('eeg', 'eeg_spectrogram', 'spectrogram')
 RECIPE_MODELS = UNIMODAL + ('multimodal',)
 BACKBONES = {'eeg': 'eeg_model', 'eeg_spectrogram': 'eeg_spec_model', 'spectrogram': 'spec_model'}  # MultimodalModel attributes
@@ -53,6 +53,7 @@ class RecipeConfig:
     mm_stage1: dict = field(default_factory=lambda: {'epochs': 20, 'count_type': 'all'})
     mm_stage2: dict = field(default_factory=lambda: {'epochs': 10, 'count_type': 'upper', 'lr': 1e-4, 'batch_size': 16})
     backbone_checkpoint: str = 'best_high'   # which unimodal stage-2 checkpoint the multimodal model starts from
+    select_checkpoint: str = 'best_high'  # the checkpoint `hbac cv` scores beside final and blends (and predict then uses)
     valid_mode: str = 'all'               # validation items: every labelled window of the fold ('all') or 'one_per_eeg'
     numerics: str = 'window'              # EEG inputs from each window's own samples ('window') or whole-recording features
     model_stages: dict = field(default_factory=dict)  # per-model stage settings, e.g. {'spectrogram': {'stage1': {'epochs': 3}}}
@@ -69,6 +70,9 @@ class RecipeConfig:
         if self.backbone_checkpoint not in ('best_high', 'best_all', 'best_low', 'final'):
             raise ConfigError(f'RecipeConfig.backbone_checkpoint: expected best_high, best_all, best_low or final, '
                               f'found {self.backbone_checkpoint!r}')
+        if self.select_checkpoint not in ('best_high', 'best_all', 'best_low', 'final'):
+            raise ConfigError(f'RecipeConfig.select_checkpoint: expected best_high, best_all, best_low or final, '
+                              f'found {self.select_checkpoint!r}')
         if self.numerics not in NUMERICS:
             raise ConfigError(f"RecipeConfig.numerics: expected 'window' or 'recording', found {self.numerics!r}")
         for m in RECIPE_MODELS: check_model_args(m, self.models[m])   # every model's arguments, before anything runs
@@ -102,7 +106,7 @@ class RecipeConfig:
         if unknown: raise ConfigError(f"unknown RecipeConfig key {unknown[0]!r}; valid keys: {', '.join(names)}")
         return cls(**d)
 
-# %% ../nbs/10a_recipe.ipynb #08c81f1e
+# %% ../nbs/10a_recipe.ipynb #cb175549
 SMOKE_MODELS = {'eeg': {'widths': [8, 8, 8, 8, 16, 16], 'hidden': 32},
                 'eeg_spectrogram': {'widths': [8, 8, 8, 16, 16, 32]},
                 'spectrogram': {'widths': [8, 8, 8, 16, 16, 32]},
@@ -125,7 +129,8 @@ def recipe_preset(name: str # 'full', 'smoke' or 'demo'
                             mm_stage1={**fast, 'epochs': 2, 'count_type': 'all'},
                             mm_stage2={**fast, 'epochs': 2, 'lr': 1e-4, 'count_type': 'upper'},
                             valid_mode='one_per_eeg',
-                            model_stages={'eeg_spectrogram': {'stage1': {'epochs': 5}}, 'spectrogram': {'stage1': {'epochs': 4}}})
+                            model_stages={'eeg': {'stage1': {'epochs': 4}, 'stage2': {'epochs': 1}},
+                                          'spectrogram': {'stage1': {'epochs': 4}}})
     if name == 'smoke':
         one = {'epochs': 1, 'batch_size': 16}
         return RecipeConfig(name='smoke', n_folds=3, models=json.loads(json.dumps(SMOKE_MODELS)),
