@@ -16,7 +16,7 @@ from .models.spectrogram import SpectrogramModel
 from .models.multimodal import MultimodalModel
 
 # %% auto #0
-__all__ = ['UNIMODAL', 'RECIPE_MODELS', 'BACKBONES', 'STAGES', 'MODEL_CLASSES', 'SMOKE_MODELS', 'RECIPE_PRESETS', 'DEMO_MODELS',
+__all__ = ['UNIMODAL', 'RECIPE_MODELS', 'BACKBONES', 'STAGES', 'MODEL_CLASSES', 'SMOKE_MODELS', 'RECIPE_PRESETS',
            'check_model_args', 'RecipeConfig', 'recipe_preset', 'load_recipe', 'save_recipe', 'FoldData', 'fold_data',
            'run_dir_of', 'build_recipe_model', 'checkpoint_or_final', 'train_stage', 'train_fold', 'prior_row',
            'run_recipe', 'merge_summary']
@@ -106,23 +106,20 @@ class RecipeConfig:
         if unknown: raise ConfigError(f"unknown RecipeConfig key {unknown[0]!r}; valid keys: {', '.join(names)}")
         return cls(**d)
 
-# %% ../nbs/10a_recipe.ipynb #cb175549
+# %% ../nbs/10a_recipe.ipynb #63e4527a
 SMOKE_MODELS = {'eeg': {'widths': [8, 8, 8, 8, 16, 16], 'hidden': 32},
                 'eeg_spectrogram': {'widths': [8, 8, 8, 16, 16, 32]},
                 'spectrogram': {'widths': [8, 8, 8, 16, 16, 32]},
                 'multimodal': {}}
 
 RECIPE_PRESETS = ('full', 'smoke', 'demo')
-DEMO_MODELS = {'eeg': {'widths': [8, 8, 8, 8, 16, 16], 'hidden': 32}, 'eeg_spectrogram': {'widths': [8, 8, 8, 16, 16, 32]},
-               'spectrogram': {'widths': [8, 8, 8, 16, 16, 32]}, 'multimodal': {}}
-
 def recipe_preset(name: str # 'full', 'smoke' or 'demo'
                  ) -> RecipeConfig:
     "A built-in recipe: the reference (`full`), a one-minute run of every stage (`smoke`), or the CPU demo that learns (`demo`)."
     if name == 'full': return RecipeConfig()
     if name == 'demo':
         fast = {'lr': 3e-3, 'schedule': 'cosine', 'batch_size': 16}
-        return RecipeConfig(name='demo', n_folds=5, models=json.loads(json.dumps(DEMO_MODELS)),
+        return RecipeConfig(name='demo', n_folds=5, models=json.loads(json.dumps(SMOKE_MODELS)),
                             train={'progress': False, 'seed': 0},
                             stage1={**fast, 'epochs': 6, 'count_type': 'all'},
                             stage2={**fast, 'epochs': 2, 'lr': 1e-3, 'count_type': 'upper'},

@@ -199,7 +199,7 @@ def synth_votes(label: str, # the true class
     p = other*(1 - p_true)[:, None]; p[:, k] = p_true
     return np.stack([rng.multinomial(m, q) for m, q in zip(n, p)]).astype(np.int64)
 
-# %% ../nbs/01_synthetic.ipynb #8ceab70c
+# %% ../nbs/01_synthetic.ipynb #3da6d4b4
 def _unique_ids(rng, n, low, high, exclude=()):
     "n distinct random integers in [low, high) not in `exclude`."
     seen, out = set(exclude), []
@@ -221,19 +221,21 @@ def _spec_df(time, v, dtype):
     df.insert(0, 'time', np.asarray(time, dtype))
     return df
 
+def _read_extra_csv(data_dir, name):
+    "One of the files a synthetic dataset adds to the Kaggle layout."
+    p = Path(data_dir)/name
+    if not p.exists(): raise DataError(f'{p}: file not found (not a synthetic dataset, or written by an older hbac?)')
+    return pd.read_csv(p)
+
 def read_test_votes(data_dir # a synthetic data directory
                    ) -> pd.DataFrame:
     "The expert votes of every synthetic test EEG (`test_votes.csv`: `eeg_id` and the six `*_vote` columns)."
-    p = Path(data_dir)/'test_votes.csv'
-    if not p.exists(): raise DataError(f'{p}: file not found (not a synthetic dataset, or written by an older hbac?)')
-    return pd.read_csv(p)
+    return _read_extra_csv(data_dir, 'test_votes.csv')
 
 def read_truth(data_dir # a synthetic data directory
               ) -> pd.DataFrame:
     "The true class and side of every synthetic EEG (`synthetic_truth.csv`)."
-    p = Path(data_dir)/'synthetic_truth.csv'
-    if not p.exists(): raise DataError(f'{p}: file not found (not a synthetic dataset?)')
-    return pd.read_csv(p)
+    return _read_extra_csv(data_dir, 'synthetic_truth.csv')
 
 # %% ../nbs/01_synthetic.ipynb #1f4168a5
 def _plan(cfg, rng):

@@ -8,7 +8,7 @@ import torch
 from hbac.data import (EEG_CHANNELS, EEG_FS, SPEC_COLUMNS, SPEC_STEP_SECONDS, eeg_path, read_eeg, read_spectrogram,
                        read_train_csv, real_fixtures_dir, spectrogram_path)
 from hbac.dataset import WindowDataset
-from hbac.ensemble import predict_proba
+from hbac.ensemble import LoadedModel, predict_proba
 from hbac.preprocess import preprocess
 from hbac.synthetic import SynthConfig, make_synthetic_dataset
 from hbac.predict import SubmissionRows, model_predictions
@@ -16,17 +16,11 @@ from hbac.train import build_model, set_seed
 
 MAX_DP = 0.02
 
-class Loaded:
-    "The part of hbac.ensemble.LoadedModel that model_predictions reads."
-    def __init__(self, name, model):
-        self.model_name, self.model, self.label = name, model, name
-        self.inputs = ('eeg', 'eeg_spectrogram', 'spectrogram') if name == 'multimodal' else (name,)
-
 def models():
     set_seed(0)
     eeg = build_model('eeg', widths=[4, 4, 8, 8, 16], kernels=[3, 3, 3, 3], hidden=16).eval()
     es = build_model('eeg_spectrogram', widths=[4, 8, 8, 16]).eval()
-    return [Loaded('eeg', eeg), Loaded('eeg_spectrogram', es)]
+    return [LoadedModel(eeg, 'eeg', 'untrained', 'none.pt', {}), LoadedModel(es, 'eeg_spectrogram', 'untrained', 'none.pt', {})]
 
 def clip_dataset(data, train, out):
     "Each labelled window of `train` as a Kaggle test row: its 50 s of EEG and 600 s of spectrogram as files of their own."
