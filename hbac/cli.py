@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='show the full Python traceback of an error')
     return p
 
-# %% ../nbs/20_cli.ipynb #b56904d5
+# %% ../nbs/20_cli.ipynb #91336798
 def test_kl(data_dir: Path, # a synthetic dataset (its test_votes.csv)
             probs # (N, 6) predicted probabilities in test.csv order
            ) -> float:
@@ -132,7 +132,7 @@ def test_kl(data_dir: Path, # a synthetic dataset (its test_votes.csv)
     import numpy as np
     from hbac.data import VOTE_COLS, read_test_csv
     from hbac.synthetic import read_test_votes
-    from hbac.ensemble import competition_kl
+    from hbac.metrics import competition_kl
     votes = read_test_votes(data_dir).set_index('eeg_id').loc[read_test_csv(data_dir)['eeg_id'], list(VOTE_COLS)]
     return competition_kl(votes.to_numpy(np.float64), np.asarray(probs, np.float64))
 
@@ -149,7 +149,7 @@ def cmd_demo(args):
     from hbac.data import atomic_write, read_train_csv
     from hbac.ensemble import cv
     from hbac.predict import predict, model_predictions
-    from hbac.ensemble import load_run
+    from hbac.runs import load_run
     from hbac.interpret import interpret_run
     out = Path(args.out); data_dir = out/'data'; cache_dir = out/'cache'; runs = out/'runs'
     models = tuple(m.strip() for m in args.models.split(',') if m.strip())

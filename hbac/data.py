@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 
 # %% auto #0
 __all__ = ['EEG_CHANNELS', 'EEG_FS', 'EEG_WINDOW_SECONDS', 'SPEC_WINDOW_SECONDS', 'SPEC_STEP_SECONDS', 'CHAINS', 'MONTAGE',
-           'MIDLINE', 'LEFT_CHANNELS', 'RIGHT_CHANNELS', 'CLASSES', 'VOTE_COLS', 'HIGH_AGREEMENT_VOTES',
-           'CONSENSUS_NAMES', 'SPEC_REGIONS', 'SPEC_FREQS', 'SPEC_COLUMNS', 'TRAIN_COLUMNS', 'TEST_COLUMNS',
-           'SUBMISSION_COLUMNS', 'SPLITS', 'DataError', 'real_fixtures_dir', 'eeg_path', 'spectrogram_path',
-           'atomic_write', 'read_eeg', 'read_spectrogram', 'read_train_csv', 'read_test_csv', 'check_files']
+           'MIDLINE', 'LEFT_CHANNELS', 'RIGHT_CHANNELS', 'CLASSES', 'VOTE_COLS', 'PRED_COLS', 'CONSENSUS_NAMES',
+           'SPEC_REGIONS', 'SPEC_FREQS', 'SPEC_COLUMNS', 'TRAIN_COLUMNS', 'TEST_COLUMNS', 'SUBMISSION_COLUMNS',
+           'SPLITS', 'DataError', 'real_fixtures_dir', 'eeg_path', 'spectrogram_path', 'atomic_write', 'read_eeg',
+           'read_spectrogram', 'read_train_csv', 'read_test_csv', 'check_files']
 
-# %% ../nbs/00_data.ipynb #fa73f00a
+# %% ../nbs/00_data.ipynb #62b0d35d
 EEG_CHANNELS = ('Fp1', 'F3', 'C3', 'P3', 'F7', 'T3', 'T5', 'O1', 'Fz', 'Cz', 'Pz',
                 'Fp2', 'F4', 'C4', 'P4', 'F8', 'T4', 'T6', 'O2', 'EKG')
 EEG_FS = 200                     # EEG sampling rate (Hz)
@@ -35,7 +35,7 @@ LEFT_CHANNELS = ('Fp1', 'F3', 'C3', 'P3', 'F7', 'T3', 'T5', 'O1')
 RIGHT_CHANNELS = ('Fp2', 'F4', 'C4', 'P4', 'F8', 'T4', 'T6', 'O2')
 CLASSES = ('seizure', 'lpd', 'gpd', 'lrda', 'grda', 'other')
 VOTE_COLS = tuple(f'{c}_vote' for c in CLASSES)
-HIGH_AGREEMENT_VOTES = 10       # a window rated by at least this many experts is 'high agreement' ('upper'); fewer: 'low' ('lower')
+PRED_COLS = tuple(f'{c}_pred' for c in CLASSES)   # predicted-probability columns of an out-of-fold table
 CONSENSUS_NAMES = ('Seizure', 'LPD', 'GPD', 'LRDA', 'GRDA', 'Other')   # `expert_consensus` values, in CLASSES order
 SPEC_REGIONS = ('LL', 'RL', 'LP', 'RP')
 SPEC_FREQS = tuple('''0.59 0.78 0.98 1.17 1.37 1.56 1.76 1.95 2.15 2.34 2.54 2.73 2.93 3.13 3.32 3.52 3.71 3.91 4.1 4.3
@@ -85,17 +85,20 @@ def spectrogram_path(data_dir, # the Kaggle data directory
     _check_split(split)
     return Path(data_dir)/f'{split}_spectrograms'/f'{int(spectrogram_id)}.parquet'
 
-# %% ../nbs/00_data.ipynb #9c27f27e
+# %% ../nbs/00_data.ipynb #cb2ab037
 @contextlib.contextmanager
-def atomic_write(path # the final file path
+def atomic_write(path, # the final file path
+                 fsync: bool = False # flush the file to disk before renaming it into place
                 ):
-    "Yield a temporary path beside `path`; on success rename it to `path`, on error delete it."
+    "Yield a temporary path beside `path`; on success (optionally fsync and) rename it to `path`, on error delete it."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        if fsync:
+            with open(tmp, 'rb+') as f: os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)

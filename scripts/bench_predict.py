@@ -36,7 +36,8 @@ def main(argv=None):
     import pandas as pd, torch
     from hbac.synthetic import SynthConfig, make_synthetic_dataset
     from hbac.data import read_test_csv
-    from hbac.ensemble import MODEL_INPUTS, init_run_dir, load_run
+    from hbac.fixtures import init_run_dir
+    from hbac.runs import load_run
     from hbac.predict import model_predictions, row_inputs
     if a.threads: torch.set_num_threads(a.threads)
     warnings.simplefilter('ignore')
@@ -46,7 +47,7 @@ def main(argv=None):
         t = time.perf_counter()
         make_synthetic_dataset(data, SynthConfig(n_patients=2, eegs_per_patient=(1, 1), windows_per_eeg=(1, 1), n_test=a.windows), overwrite=True)
         print(f'synthetic test set: {a.windows} rows in {time.perf_counter() - t:.1f} s ({data})')
-    runs = {m: work/'runs'/m for m in MODEL_INPUTS}
+    runs = {m: work/'runs'/m for m in ('eeg', 'eeg_spectrogram', 'spectrogram', 'multimodal')}   # reference sizes
     for m, r in runs.items():
         if not (r/'best_high.pt').exists(): init_run_dir(r, m, checkpoints=('best_high',))
     test = read_test_csv(data)

@@ -124,7 +124,8 @@ def random_inputs(name: str, b: int, g):
 def build(name: str, size: str, learn_kw: dict, seed: int):
     "A model by (name, size): 'full' = the reference defaults, 'smoke' = SMOKE_MODELS, 'learn' = the learning EEG size."
     import torch
-    from hbac.train import build_model
+    from hbac.models.registry import build_model
+    from hbac.models.layers import freeze_modules
     from hbac.recipe import SMOKE_MODELS
     torch.manual_seed(seed)
     base = name.replace('_frozen', '')
@@ -134,7 +135,7 @@ def build(name: str, size: str, learn_kw: dict, seed: int):
               if base == 'multimodal' else dict(SMOKE_MODELS[base]))
     else: kw = {}
     model = build_model(base, **kw)
-    if name == 'multimodal_frozen': model.freeze_backbones(True)
+    if name == 'multimodal_frozen': freeze_modules(model, model.BACKBONE_NAMES)
     return model
 
 def time_train_steps(model, inputs, batch: int, steps: int, warmup: int, seed: int) -> dict:
@@ -247,14 +248,15 @@ def part_loading(args, cache: Path, data: Path, throughput: dict | None) -> dict
 def class_oracle(data: Path, train, valid) -> dict:
     "KL of predicting for each validation window the mean training vote distribution of its true synthetic class."
     from hbac.synthetic import read_truth
-    from hbac.dataset import kl_per_sample, PROB_COLS
+    from hbac.dataset import PROB_COLS
+    from hbac.metrics import kl_rows
     nan = {k: float('nan') for k in ('all', 'high', 'low')}
     try: lab = read_truth(data).set_index('eeg_id')['label']
     except Exception: return nan
     means = train.assign(label=train['eeg_id'].map(lab)).groupby('label')[list(PROB_COLS)].mean()
     vl = valid['eeg_id'].map(lab)
     if vl.isna().any() or not set(vl) <= set(means.index): return nan
-    kl = kl_per_sample(valid[list(PROB_COLS)].to_numpy(), means.loc[vl].to_numpy())
+    kl = kl_rows(valid[list(PROB_COLS)].to_numpy(), means.loc[vl].to_numpy())
     hi = valid['count'].to_numpy() >= 10
     return {'all': float(kl.mean()), 'high': float(kl[hi].mean()) if hi.any() else float('nan'),
             'low': float(kl[~hi].mean()) if (~hi).any() else float('nan')}
@@ -263,7 +265,8 @@ def part_learning(args, data: Path, cache: Path, learn_kw: dict, out: Path) -> d
     import dataclasses, torch
     from hbac.recipe import fold_data
     from hbac.dataset import prior_kl
-    from hbac.train import TrainConfig, build_model, fit
+    from hbac.train import TrainConfig, fit
+    from hbac.models.registry import build_model
     fd = fold_data(data, args.n_folds, args.fold)
     log(f'  {fd!r}')
     torch.manual_seed(args.seed)

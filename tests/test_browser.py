@@ -18,7 +18,7 @@ DEMO_CELLS = [
     "# EegBrowser demo: tiny synthetic dataset, untrained toy-sized model (its predictions are random)\n"
     "import torch\n"
     "from hbac.synthetic import tiny_dataset\n"
-    "from hbac.train import build_model\n"
+    "from hbac.models.registry import build_model\n"
     "from hbac.widgets import EegBrowser",
     "torch.manual_seed(0)\n"
     "model = build_model('multimodal', eeg=dict(widths=(4,)*7 + (16,), kernels=(3,)*7, hidden=16),\n"

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from hbac.data import VOTE_COLS, DataError, read_train_csv
-from hbac.ensemble import (CV_COLUMNS, CV_TABLE_COLUMNS, TARGET_COLS, TINY_KWARGS, add_cv_parser, competition_kl, cv,
-                           find_run_dirs, init_run_dir, one_window_per_eeg)
+from hbac.ensemble import CV_COLUMNS, CV_TABLE_COLUMNS, TARGET_COLS, add_cv_parser, cv, one_window_per_eeg
+from hbac.fixtures import TINY_KWARGS, init_run_dir
+from hbac.metrics import competition_kl
+from hbac.runs import find_run_dirs
 from hbac.predict import predict
 
 @pytest.fixture(autouse=True)

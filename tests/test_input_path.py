@@ -8,11 +8,13 @@ import torch
 from hbac.data import (EEG_CHANNELS, EEG_FS, SPEC_COLUMNS, SPEC_STEP_SECONDS, eeg_path, read_eeg, read_spectrogram,
                        read_train_csv, real_fixtures_dir, spectrogram_path)
 from hbac.dataset import WindowDataset
-from hbac.ensemble import LoadedModel, predict_proba
+from hbac.ensemble import predict_proba
+from hbac.runs import LoadedModel
 from hbac.preprocess import preprocess
 from hbac.synthetic import SynthConfig, make_synthetic_dataset
 from hbac.predict import SubmissionRows, model_predictions
-from hbac.train import build_model, set_seed
+from hbac.models.registry import build_model
+from hbac.devices import set_seed
 
 MAX_DP = 0.02
 

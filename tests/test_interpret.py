@@ -173,7 +173,8 @@ def test_files_readable_without_hbac(trained, tmp_path):
 
 
 def _toy_run(root, name, kwargs, key='model_name'):
-    from hbac.train import build_model, save_checkpoint
+    from hbac.models.registry import build_model
+    from hbac.runs import save_checkpoint
     torch.manual_seed(0)
     run = Path(root)/f'run_{name}'; run.mkdir(parents=True)
     save_checkpoint(run/'best_high.pt', build_model(name, **kwargs), epoch=0)

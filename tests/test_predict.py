@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hbac.data import SUBMISSION_COLUMNS, VOTE_COLS, DataError, eeg_path, read_test_csv, real_fixtures_dir, spectrogram_path
-from hbac.ensemble import TINY_KWARGS, find_run_dirs, init_run_dir, load_run
+from hbac.fixtures import TINY_KWARGS, init_run_dir
+from hbac.runs import find_run_dirs, load_run
 from hbac.predict import (FORMAT_CHECK_BANNER, FORMAT_CHECK_ENV, add_bundle_parser, add_predict_parser, build_kaggle_bundle,
                           check_submission, predict)
 
@@ -33,14 +34,15 @@ def trained_run(tiny, tmp_path_factory):
     from hbac.data import read_train_csv
     from hbac.dataset import WindowDataset, labels_table, patient_folds, split_fold
     from hbac.preprocess import preprocess
-    from hbac.train import TrainConfig, fit, set_seed
+    from hbac.train import TrainConfig, fit
+    from hbac.devices import set_seed
     d = tmp_path_factory.mktemp('trained')
     preprocess(tiny, d/'cache', modalities=('raw',), split='train', workers=1, progress=False)
     labels = labels_table(read_train_csv(tiny))
     tr, va = split_fold(labels, patient_folds(labels, 2), 0)
     cfg = TrainConfig(epochs=1, batch_size=2, progress=False, device='cpu', seed=0)
     set_seed(0)
-    from hbac.train import build_model
+    from hbac.models.registry import build_model
     model = build_model('eeg', **TINY_KWARGS['eeg'])
     fit(model, WindowDataset(tr, d/'cache', 'eeg', train=True), WindowDataset(va, d/'cache', 'eeg'), cfg, d/'eeg_f0',
         extra={'model_name': 'eeg', 'model_kwargs': TINY_KWARGS['eeg'], 'fold': 0, 'n_folds': 2})

@@ -26,7 +26,9 @@ def learned(tmp_path_factory):
     from hbac.preprocess import preprocess
     from hbac.recipe import fold_data
     from hbac.dataset import WindowDataset
-    from hbac.train import TrainConfig, build_model, fit, set_seed
+    from hbac.train import TrainConfig, fit
+    from hbac.models.registry import build_model
+    from hbac.devices import set_seed
     torch.set_num_threads(1)
     d = tmp_path_factory.mktemp('learned')
     make_synthetic_dataset(d/'data', SynthConfig(n_patients=48, eegs_per_patient=(1, 2), windows_per_eeg=(1, 3), n_test=24,

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from hbac.train import (EPOCH_COLS, RUN_FILES, STEP_COLS, CheckpointError, ConfigError, ToyDataset, ToyModel,
-                        TrainConfig, evaluate, fit, load_checkpoint, make_eval_loader, read_csv_rows, save_checkpoint,
-                        set_seed)
+from hbac.train import ConfigError, TrainConfig, evaluate, fit, make_eval_loader
+from hbac.runs import EPOCH_COLS, RUN_FILES, STEP_COLS, CheckpointError, load_checkpoint, read_csv_rows, save_checkpoint
+from hbac.fixtures import ToyDataset, ToyModel
+from hbac.devices import set_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
@@ -17,7 +18,9 @@ ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 RUN = dict(epochs=5, lr=3e-3, batch_size=32, seed=7, progress=False)
 KILL_SCRIPT = textwrap.dedent('''
     import os, signal, sys, torch
-    from hbac.train import ToyDataset, ToyModel, TrainConfig, fit, set_seed
+    from hbac.train import TrainConfig, fit
+    from hbac.fixtures import ToyDataset, ToyModel
+    from hbac.devices import set_seed
     torch.set_num_threads(1)
     out = sys.argv[1]
     class KillingDataset(ToyDataset):
@@ -79,7 +82,9 @@ def test_kill_and_resume(tmp_path, one_thread):
 
 DDP_SCRIPT = textwrap.dedent('''
     import json, os, sys, numpy as np, torch
-    from hbac.train import *
+    from hbac.train import TrainConfig, evaluate, fit, make_eval_loader
+    from hbac.fixtures import ToyDataset, ToyModel
+    from hbac.devices import cleanup_distributed, init_distributed, set_seed
     out, epochs = sys.argv[1], int(sys.argv[2])
     cfg = TrainConfig(epochs=epochs, lr=3e-3, batch_size=16, seed=0, progress=False)
     set_seed(0); model = ToyModel(spare=True)      # a parameter without gradient must not upset DDP
@@ -148,7 +153,8 @@ EEG_DDP_SCRIPT = textwrap.dedent('''
     from hbac.data import read_train_csv
     from hbac.dataset import WindowDataset, labels_table
     from hbac.models.eeg import EegModel
-    from hbac.train import TrainConfig, cleanup_distributed, evaluate, fit, init_distributed, make_eval_loader, set_seed
+    from hbac.train import TrainConfig, evaluate, fit, make_eval_loader
+    from hbac.devices import cleanup_distributed, init_distributed, set_seed
     torch.set_num_threads(1)
     data, cache, out = map(Path, sys.argv[1:4])
     labels = labels_table(read_train_csv(data))
@@ -234,7 +240,7 @@ def test_bad_checkpoints(tmp_path):
     class Other(torch.nn.Module):
         def __init__(self): super().__init__(); self.lin = torch.nn.Linear(8, 6)
         def forward(self, x): return torch.log_softmax(self.lin(x), 1)
-    with pytest.raises(CheckpointError, match=r'checkpoint of a hbac\.train\.ToyModel, but the model is a .*Other'):
+    with pytest.raises(CheckpointError, match=r'checkpoint of a hbac\.fixtures\.ToyModel, but the model is a .*Other'):
         load_checkpoint(good, Other())
     with pytest.raises(CheckpointError, match=r"first mismatching key 'body.0.weight': checkpoint \(32, 8\) vs model \(32, 4\)"):
         load_checkpoint(good, ToyModel(n_in=4))

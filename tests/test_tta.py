@@ -6,8 +6,10 @@ from fastcore.test import test_close as assert_close   # fastcore's test_close (
 
 from hbac.data import CHAINS, LEFT_CHANNELS, MIDLINE, MONTAGE, RIGHT_CHANNELS, SPEC_REGIONS, read_train_csv
 from hbac.dataset import reverse_regions
-from hbac.ensemble import (MODEL_INPUTS, TINY_KWARGS, LoadedModel, init_run_dir, mirror_inputs, oof_predictions,
-                           predict_proba, read_run_config)
+from hbac.ensemble import mirror_inputs, oof_predictions, predict_proba
+from hbac.models.registry import MODEL_INPUTS
+from hbac.fixtures import TINY_KWARGS, init_run_dir
+from hbac.runs import LoadedModel, read_run_config
 from hbac.predict import model_predictions
 
 MODALITIES = ('eeg', 'eeg_spectrogram', 'spectrogram')
@@ -157,7 +159,7 @@ def test_predict_call_site_mirrors_each_models_input(tiny, tmp_path):
 def test_oof_call_site_mirrors_each_models_input(tiny, tmp_path, monkeypatch):
     "hbac.ensemble.oof_predictions (what hbac cv runs) passes every model's modality to the TTA mirror."
     import hbac.ensemble as ens
-    from hbac.ensemble import PRED_COLS
+    from hbac.data import PRED_COLS
     from hbac.preprocess import preprocess
     preprocess(tiny, tmp_path/'cache', split='train', workers=1, progress=False)
     runs = [init_run_dir(tmp_path/'runs'/m, m, TINY_KWARGS[m], fold=0, n_folds=2, checkpoints=('final',)) for m in MODALITIES + ('multimodal',)]
