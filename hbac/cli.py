@@ -79,7 +79,7 @@ def cmd_train(args):
     print(format_table(table))
     return 0
 
-# %% ../nbs/20_cli.ipynb #f49b0181
+# %% ../nbs/20_cli.ipynb #6a9ad97a
 def build_parser() -> argparse.ArgumentParser:
     "The `hbac` argument parser with one subcommand per job."
     p = argparse.ArgumentParser(prog='hbac', description='Harmful brain activity classification (HMS Kaggle data).')
@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_parser(sub); add_bundle_parser(sub); add_interpret_parser(sub)
     from hbac.ensemble import add_cv_parser
     add_cv_parser(sub)
+    from hbac.scan import add_scan_parser
+    add_scan_parser(sub)
     s = sub.add_parser('demo', help='the whole pipeline on a synthetic dataset')
     s.add_argument('--out', default='demo_out', help='working directory for the demo')
     s.add_argument('--preset', default='demo', choices=('tiny', 'small', 'demo', 'medium'), help='synthetic dataset size')
@@ -124,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='show the full Python traceback of an error')
     return p
 
-# %% ../nbs/20_cli.ipynb #91336798
+# %% ../nbs/20_cli.ipynb #80de87b2
 def test_kl(data_dir: Path, # a synthetic dataset (its test_votes.csv)
             probs # (N, 6) predicted probabilities in test.csv order
            ) -> float:
@@ -151,6 +153,10 @@ def cmd_demo(args):
     from hbac.predict import predict, model_predictions
     from hbac.runs import load_run
     from hbac.interpret import interpret_run
+    from hbac.synthetic import synth_recording
+    from hbac.recordings import write_edf
+    from hbac.scan import scan
+    from hbac.data import EEG_CHANNELS, EEG_FS
     out = Path(args.out); data_dir = out/'data'; cache_dir = out/'cache'; runs = out/'runs'
     models = tuple(m.strip() for m in args.models.split(',') if m.strip())
     bad = [m for m in models if m not in ('eeg', 'eeg_spectrogram', 'spectrogram')]
@@ -192,6 +198,12 @@ def cmd_demo(args):
         paths = interpret_run(run_dir_of(runs, 0, 'eeg', 'stage2'), data_dir, valid_ids, out/'interpret', methods=('ig', 'occlusion'))
         print(f"attributions: {len(paths['meta'])} windows x methods in {out/'interpret'}; figures:")
         for f in paths['figures']: print(f'  {f}')
+    edf = out/'recording.edf'                             # a 20-min continuous recording with a seizure and an LPD episode
+    if not edf.exists():
+        rec = synth_recording(1200, [('seizure', 'left', 300, 420), ('lpd', 'right', 780, 900)], np.random.default_rng(7))
+        write_edf(edf, rec, EEG_FS, [c if c != 'EKG' else 'ECG' for c in EEG_CHANNELS])
+    print(f'\nscanning {edf} (20 min; seizure 300-420 s, LPD 780-900 s) with the trained models (hbac scan):')
+    for f in scan([edf], [runs], out/'scan', device='cpu'): print(f"wrote {f['timeline']} and {f['plot']}")
     seconds = time.perf_counter() - t0
     result = {'n_test': int(len(sub)), 'seconds': round(seconds, 1), 'test_kl': {k: float(v) for k, v in kl.items()}}
     with atomic_write(out/'summary.json') as tmp: Path(tmp).write_text(json.dumps(result, indent=1) + '\n')

@@ -19,8 +19,8 @@ from .data import (EEG_CHANNELS, EEG_FS, LEFT_CHANNELS, RIGHT_CHANNELS, CLASSES,
                        eeg_path, spectrogram_path)
 
 # %% auto #0
-__all__ = ['SIDES', 'synth_eeg', 'synth_spectrogram', 'SynthConfig', 'preset_config', 'synth_votes', 'read_test_votes',
-           'read_truth', 'make_synthetic_dataset', 'tiny_dataset']
+__all__ = ['SIDES', 'synth_eeg', 'synth_recording', 'synth_spectrogram', 'SynthConfig', 'preset_config', 'synth_votes',
+           'read_test_votes', 'read_truth', 'make_synthetic_dataset', 'tiny_dataset']
 
 # %% ../nbs/01_synthetic.ipynb #58e169d1
 _IDX = {c: i for i, c in enumerate(EEG_CHANNELS)}
@@ -111,7 +111,23 @@ def synth_eeg(label: str, # one of CLASSES
         x[start:start+length, chans] = np.nan
     return np.round(x, 1).astype(np.float32)
 
-# %% ../nbs/01_synthetic.ipynb #f442472a
+# %% ../nbs/01_synthetic.ipynb #50068683
+def synth_recording(seconds: float, # length of the recording
+                    episodes: list[tuple[str, str, float, float]], # (class, side, start_s, end_s) of each episode
+                    rng: np.random.Generator # random generator
+                   ) -> np.ndarray:
+    "A long synthetic recording `(seconds*200, 20)` float32 µV: background with class episodes at known times."
+    n = int(seconds * EEG_FS)
+    x = synth_eeg('other', 'both', n, rng).astype(np.float64)
+    for label, side, a, b in episodes:
+        i0, i1 = int(a * EEG_FS), int(b * EEG_FS)
+        if not 0 <= i0 < i1 <= n: raise ValueError(f'synth_recording: episode {label} {a:g}-{b:g} s outside the {seconds:g}-s recording')
+        ep = synth_eeg(label, side, i1 - i0, rng).astype(np.float64)
+        ramp = np.clip(np.minimum(np.arange(i1 - i0), np.arange(i1 - i0)[::-1]) / EEG_FS, 0, 1)[:, None]   # 1-s fade in and out
+        x[i0:i1] = (1 - ramp) * x[i0:i1] + ramp * ep
+    return np.round(x, 1).astype(np.float32)
+
+# %% ../nbs/01_synthetic.ipynb #b7317051
 _F = np.array([float(f) for f in SPEC_FREQS])
 _REGION_SIDE = {'LL': 'left', 'LP': 'left', 'RL': 'right', 'RP': 'right'}
 
@@ -148,7 +164,7 @@ def synth_spectrogram(label: str, # one of CLASSES
         v[start:start+length, cols] = np.nan
     return v.astype(np.float32)
 
-# %% ../nbs/01_synthetic.ipynb #6e067432
+# %% ../nbs/01_synthetic.ipynb #224b5e6e
 @dataclass
 class SynthConfig:
     "Size and shape of a synthetic dataset."
@@ -172,7 +188,7 @@ def preset_config(name: str # 'tiny', 'small', 'demo' or 'medium'
     if name not in presets: raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(presets)}")
     return presets[name]
 
-# %% ../nbs/01_synthetic.ipynb #28adb9f6
+# %% ../nbs/01_synthetic.ipynb #d701b7d7
 _CONFUSION = np.array([  # row: true class; columns: how often each other class is voted instead (CLASSES order)
     [0, 3, 1, 2, 1, 2],   # seizure
     [3, 0, 3, 1, 0, 1],   # lpd
@@ -199,7 +215,7 @@ def synth_votes(label: str, # the true class
     p = other*(1 - p_true)[:, None]; p[:, k] = p_true
     return np.stack([rng.multinomial(m, q) for m, q in zip(n, p)]).astype(np.int64)
 
-# %% ../nbs/01_synthetic.ipynb #3da6d4b4
+# %% ../nbs/01_synthetic.ipynb #967a190d
 def _unique_ids(rng, n, low, high, exclude=()):
     "n distinct random integers in [low, high) not in `exclude`."
     seen, out = set(exclude), []
@@ -237,7 +253,7 @@ def read_truth(data_dir # a synthetic data directory
     "The true class and side of every synthetic EEG (`synthetic_truth.csv`)."
     return _read_extra_csv(data_dir, 'synthetic_truth.csv')
 
-# %% ../nbs/01_synthetic.ipynb #1f4168a5
+# %% ../nbs/01_synthetic.ipynb #2cdb7149
 def _plan(cfg, rng):
     "Per-EEG plan (train and test) and per-window train rows, all drawn from `rng`."
     if cfg.n_patients < 1 or cfg.n_test < 0: raise ValueError('need n_patients >= 1 and n_test >= 0')
@@ -278,7 +294,7 @@ def _plan(cfg, rng):
     train['label_id'] = _unique_ids(rng, len(train), 1000, 2**32)
     return eegs, train
 
-# %% ../nbs/01_synthetic.ipynb #1b5ead35
+# %% ../nbs/01_synthetic.ipynb #bbd49fa4
 _LAYOUT = ('train.csv', 'test.csv', 'sample_submission.csv', 'synthetic_truth.csv', 'test_votes.csv',
            'train_eegs', 'train_spectrograms', 'test_eegs', 'test_spectrograms')
 
@@ -333,7 +349,7 @@ def make_synthetic_dataset(out, # output folder (created; must be empty or absen
             'n_spectrograms': int((eegs.split == 'train').sum()), 'n_patients': int(cfg.n_patients),
             'n_test': int(cfg.n_test), 'class_counts': {c: int((true == c).sum()) for c in CLASSES}}
 
-# %% ../nbs/01_synthetic.ipynb #42f697d4
+# %% ../nbs/01_synthetic.ipynb #53e43d5b
 _TINY: dict = {}
 
 def tiny_dataset(out=None # folder to write into (default: a temporary folder, cached per process)

@@ -22,4 +22,4 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
   fi
 fi
 nbdev_test --n_workers 2 --timing
-python -m pytest -q -n 2 tests "$@"   # two pytest workers (pytest-xdist): the tests are independent (own temp dirs, free ports)
+python -m pytest -q -n 2 --dist loadfile tests "$@"   # two pytest workers (pytest-xdist), one file per worker: module fixtures are built once
