@@ -24,7 +24,7 @@ def parse_modalities(text: str # a cache entry kind, or 'window', 'recording', '
     if text not in MODALITY_CHOICES: raise ValueError(f"unknown modality {text!r}: expected one of {', '.join(MODALITY_CHOICES)}")
     return (text,)
 
-# %% ../nbs/20_cli.ipynb #9a776b7d
+# %% ../nbs/20_cli.ipynb #afa48839
 def cmd_synth(args):
     "Write a synthetic dataset in the Kaggle layout."
     from hbac.synthetic import make_synthetic_dataset, preset_config
@@ -71,15 +71,17 @@ def format_table(df, digits: int = 4) -> str:
 
 def cmd_train(args):
     "Train the recipe (both stages per model, then multimodal) on the chosen folds; print the validation KL table."
-    from hbac.recipe import load_recipe, run_recipe, RECIPE_MODELS
+    from hbac.recipe import load_recipe, run_recipe
     cfg = load_recipe(args.config)
     folds = parse_folds(args.folds, cfg.n_folds)
-    models = RECIPE_MODELS if args.model == 'all' else (args.model,)
+    models = None if args.model == 'all' else tuple(m.strip() for m in args.model.split(',') if m.strip())
+    bad = [m for m in models or () if m not in cfg.models]
+    if bad: raise ValueError(f"--model {bad[0]!r}: the recipe {cfg.name!r} has {', '.join(cfg.models)}")
     table = run_recipe(cfg, existing_path(args.data_dir), Path(args.cache_dir)/'train', args.out, folds, models)
     print(format_table(table))
     return 0
 
-# %% ../nbs/20_cli.ipynb #6a9ad97a
+# %% ../nbs/20_cli.ipynb #f068dbbd
 def build_parser() -> argparse.ArgumentParser:
     "The `hbac` argument parser with one subcommand per job."
     p = argparse.ArgumentParser(prog='hbac', description='Harmful brain activity classification (HMS Kaggle data).')
@@ -105,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--cache-dir', default='hbac_cache', help='cache root written by `hbac preprocess` (uses CACHE_DIR/train)')
     s.add_argument('--config', default='full', help="recipe: 'full', 'smoke' or the path of a JSON file (see configs/)")
     s.add_argument('--folds', default='all', help="'all' or comma-separated fold indices, e.g. 0,1")
-    s.add_argument('--model', default='all', choices=('eeg', 'eeg_spectrogram', 'spectrogram', 'multimodal', 'all'))
+    s.add_argument('--model', default='all', help="'all' (every model the recipe lists, in dependency order) or comma-separated names, e.g. eeg,wavenet")
     s.add_argument('--out', default='runs', help='root of the run directories (OUT/fold{k}/{model}/{stage})')
     s.set_defaults(func=cmd_train)
     from hbac.predict import add_predict_parser, add_bundle_parser

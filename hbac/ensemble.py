@@ -161,7 +161,7 @@ def compare_blends(probs_by_model: dict, # model name -> (N, 6) probabilities
         rows.append(row)
     return pd.DataFrame(rows)
 
-# %% ../nbs/11_ensemble.ipynb #d51dc2d5
+# %% ../nbs/11_ensemble.ipynb #bb4e6c16
 IMAGE_MODALITIES = ('eeg_spectrogram', 'spectrogram')
 
 def _mirror_region(name): return {'L': 'R', 'R': 'L'}[name[0]] + name[1:]    # LL <-> RL, LP <-> RP
@@ -174,6 +174,7 @@ def mirror_inputs(x, # eeg (..., 19, T), image (..., 4, F, T), or a multimodal d
                   modality: str | None = None # 'eeg', 'eeg_spectrogram', 'spectrogram'; a dict: None or 'multimodal'
                  ):
     "The left/right mirror image of a batch (numpy or torch): `swap_hemispheres` for the EEG, a region permutation for each image."
+    if modality in MODEL_INPUTS and len(MODEL_INPUTS[modality]) == 1: modality = MODEL_INPUTS[modality][0]   # a model's name -> its input
     if isinstance(x, dict):
         if modality not in (None, 'multimodal'):
             raise ValueError(f'mirror_inputs: a dict of inputs is multimodal, got modality={modality!r}')

@@ -437,7 +437,7 @@ def _window_inputs(data_dir, rows: pd.DataFrame, split: str, modalities: tuple[s
         out.append(w)
     return out
 
-# %% ../nbs/14_interpret.ipynb #947b0af3
+# %% ../nbs/14_interpret.ipynb #2029339c
 def _savefig(fig, path: Path) -> Path:
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format='png', dpi=80)
@@ -465,11 +465,11 @@ def interpret_run(run_dir, # a run directory (config.json + checkpoints)
     run = load_run(run_dir, checkpoint, device)
     model, name, ck = run.model, run.model_name, run.checkpoint
     rows = window_rows(data_dir, ids, id_kind, windows_per_eeg, split)
-    modalities = MODALITIES if name == 'multimodal' else (name,)
+    modalities = run.inputs                                   # the inputs this model reads (one for every model but multimodal)
     wins = _window_inputs(data_dir, rows, split, modalities)
     attrs = []
     for (_, r), w in zip(rows.iterrows(), wins):
-        x = {m: w[m] for m in MODALITIES} if name == 'multimodal' else w[name]
+        x = {m: w[m] for m in MODALITIES} if name == 'multimodal' else w[modalities[0]]
         has_votes = all(c in r.index for c in VOTE_COLS)
         meta = dict(eeg_id=int(r['eeg_id']), label_id=None if pd.isna(r['label_id']) else int(r['label_id']),
                     offset_seconds=float(r['eeg_label_offset_seconds']), spectrogram_id=int(r['spectrogram_id']),
@@ -478,7 +478,7 @@ def interpret_run(run_dir, # a run directory (config.json + checkpoints)
                     split=split, run_dir=str(run_dir), checkpoint=ck.name, model_name=name)
         for method in methods:
             a = attribute(model, x, target, method, baseline=baseline, n_steps=n_steps,
-                          modality=None if name == 'multimodal' else name)
+                          modality=None if name == 'multimodal' else modalities[0])
             a.meta.update(meta)
             attrs.append((a, w))
     paths = save_attributions([a for a, _ in attrs], out_dir)
