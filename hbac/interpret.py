@@ -25,8 +25,9 @@ from .plots import plot_window
 
 # %% auto #0
 __all__ = ['METHODS', 'BASELINES', 'EEG_WINDOW_FS', 'ID_KINDS', 'window_arrays', 'Attribution', 'make_baseline', 'attribute',
-           'channel_importance', 'save_attributions', 'load_attribution', 'load_attributions', 'randomise_weights',
-           'randomisation_check', 'window_rows', 'interpret_run', 'cmd_interpret', 'add_interpret_parser']
+           'channel_importance', 'time_profile', 'save_attributions', 'load_attribution', 'load_attributions',
+           'randomise_weights', 'randomisation_check', 'window_rows', 'interpret_run', 'cmd_interpret',
+           'add_interpret_parser']
 
 # %% ../nbs/14_interpret.ipynb #51f6764c
 METHODS = ('ig', 'occlusion', 'gradcam')
@@ -255,7 +256,22 @@ def channel_importance(attr: Attribution, # an attribution of one window
     df['fraction'] = df['abs']/total if total > 0 else 0.0
     return df
 
-# %% ../nbs/14_interpret.ipynb #eadadecc
+# %% ../nbs/14_interpret.ipynb #dbbe1088
+def time_profile(attr: Attribution, # an attribution with an EEG part (the eeg model, or the eeg input of the multimodal model)
+                 centre_s: float = 10.0, # the labelled centre (seconds)
+                 last_s: float = 5.0 # the end of the window (seconds)
+                ) -> dict:
+    "Share of the EEG attribution's |mass| in the centre `centre_s` seconds and in the last `last_s` seconds of the window."
+    arrays = attr.arrays()
+    if 'eeg' not in arrays: raise ValueError(f'time_profile: the attribution has no eeg input (it has {", ".join(arrays)})')
+    m = np.abs(np.asarray(arrays['eeg'], np.float64)).sum(0)          # (T,) mass per time step
+    t = len(m); c0 = int(round((t - centre_s * EEG_WINDOW_FS) / 2))
+    total = m.sum()
+    if total == 0: return {'centre': float('nan'), 'last': float('nan')}
+    return {'centre': float(m[c0:c0 + int(centre_s * EEG_WINDOW_FS)].sum() / total),
+            'last': float(m[t - int(last_s * EEG_WINDOW_FS):].sum() / total)}
+
+# %% ../nbs/14_interpret.ipynb #b0d03d35
 def _jsonable(v):
     if isinstance(v, (np.integer,)): return int(v)
     if isinstance(v, (np.floating,)): return float(v)
@@ -308,7 +324,7 @@ def save_attributions(attrs: Sequence[Attribution], # attributions, one per wind
         (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()).to_csv(tmp, index=False)
     return {'arrays': arrays, 'meta': metas, 'summary': summary}
 
-# %% ../nbs/14_interpret.ipynb #0a5c34c8
+# %% ../nbs/14_interpret.ipynb #ab100c18
 _META_FIELDS = ('method', 'target', 'model', 'modality', 'score', 'baseline', 'baseline_score')
 
 def load_attribution(path, # a .json or .npz file written by `save_attributions`, or their common stem
@@ -343,7 +359,7 @@ def load_attributions(path, # a directory written by `save_attributions`, or one
     if p.is_dir(): return [load_attribution(f) for f in sorted(p.glob('*.json'))]
     return [load_attribution(p)]
 
-# %% ../nbs/14_interpret.ipynb #50d9c0c3
+# %% ../nbs/14_interpret.ipynb #83164c26
 def randomise_weights(model: nn.Module, # a trained model (not modified)
                       seed: int = 0, # seed of the new random weights
                      ) -> nn.Module:
@@ -387,7 +403,7 @@ def randomisation_check(model: nn.Module, # a trained model
     return {'repeat': rho(fa, fb), 'randomised': rho(fa, fr),
             'repeat_abs': rho(np.abs(fa), np.abs(fb)), 'randomised_abs': rho(np.abs(fa), np.abs(fr))}
 
-# %% ../nbs/14_interpret.ipynb #a810562f
+# %% ../nbs/14_interpret.ipynb #3d8599af
 ID_KINDS = ('eeg', 'label')
 
 def window_rows(data_dir, # the Kaggle data directory
@@ -416,7 +432,7 @@ def window_rows(data_dir, # the Kaggle data directory
         parts.append(rows)
     return pd.concat(parts, ignore_index=True)
 
-# %% ../nbs/14_interpret.ipynb #8226ad5f
+# %% ../nbs/14_interpret.ipynb #ba382971
 def _window_inputs(data_dir, rows: pd.DataFrame, split: str, modalities: tuple[str, ...]) -> list[dict]:
     "Per row: the raw EEG window (10000, 20) µV and the model inputs it needs, from the files."
     raws, specs, out = {}, {}, []
@@ -437,7 +453,7 @@ def _window_inputs(data_dir, rows: pd.DataFrame, split: str, modalities: tuple[s
         out.append(w)
     return out
 
-# %% ../nbs/14_interpret.ipynb #2029339c
+# %% ../nbs/14_interpret.ipynb #8e2ff12c
 def _savefig(fig, path: Path) -> Path:
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format='png', dpi=80)
@@ -496,7 +512,7 @@ def interpret_run(run_dir, # a run directory (config.json + checkpoints)
             figs.append(_savefig(fig, jp.with_suffix('.png')))
     return paths | {'figures': figs}
 
-# %% ../nbs/14_interpret.ipynb #61cd0b58
+# %% ../nbs/14_interpret.ipynb #f9dd0b30
 def _target_arg(text: str | None):
     if text is None: return None
     return int(text) if text.lstrip('-').isdigit() else text

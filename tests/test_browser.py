@@ -1,10 +1,10 @@
-"""The EegBrowser widget really renders in JupyterLab: a headless Debian Chromium (driven by Python playwright) opens a
-demo notebook in a fresh `jupyter lab` server, runs all cells from the Run menu, waits for the widget's controls and
-its montage image, and saves a screenshot (to pytest's tmp dir, and to $HBAC_SCREENSHOT_DIR when set).
+"""The EegBrowser and RecordingBrowser widgets really render in JupyterLab: a headless Debian Chromium (driven by Python
+playwright) opens a demo notebook in a fresh `jupyter lab` server, runs all cells from the Run menu, waits for the
+widget's controls and its images, and saves a screenshot (to pytest's tmp dir, and to $HBAC_SCREENSHOT_DIR when set).
 
 Needs /usr/bin/chromium and the `playwright` package (scripts/install_browser.sh installs both); skips otherwise.
 Never runs `playwright install`: the test drives the system chromium."""
-import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
+import contextlib, json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
 
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
-TIMEOUT_S = 110          # the whole test stays under 2 minutes
+TIMEOUT_S = 110          # each test stays under 2 minutes
 
 DEMO_CELLS = [
     "# EegBrowser demo: tiny synthetic dataset, untrained toy-sized model (its predictions are random)\n"
@@ -26,6 +26,25 @@ DEMO_CELLS = [
     "browser = EegBrowser(tiny_dataset(), model=model, attribute_kw=dict(n_steps=4))\n"
     "browser",
     "print('demo ready:', browser.state()['eeg_id'])",
+]
+
+RECORDING_CELLS = [
+    "# RecordingBrowser demo: a synthetic 5-minute EDF (a left-sided seizure from 150 to 210 s) scanned by an\n"
+    "# untrained tiny EEG model (its probabilities are random)\n"
+    "import numpy as np\n"
+    "from pathlib import Path\n"
+    "from scipy.signal import resample_poly\n"
+    "from hbac.data import EEG_CHANNELS\n"
+    "from hbac.synthetic import synth_recording\n"
+    "from hbac.recordings import write_edf\n"
+    "from hbac.fixtures import TINY_KWARGS, init_run_dir\n"
+    "from hbac.widgets import RecordingBrowser",
+    "x = synth_recording(300, [('seizure', 'left', 150, 210)], np.random.default_rng(0))\n"
+    "edf = write_edf(Path('synthetic.edf'), resample_poly(x.astype(np.float64), 32, 25, axis=0), 256, list(EEG_CHANNELS))\n"
+    "init_run_dir(Path('runs')/'eeg', 'eeg', TINY_KWARGS['eeg'], fold=0, n_folds=2)\n"
+    "browser = RecordingBrowser(edf, 'runs', device='cpu')\n"
+    "browser",
+    "print('demo ready:', len(browser.timeline), 'windows')",
 ]
 
 def _skip_reason() -> str | None:
@@ -83,13 +102,16 @@ def _stop(proc: subprocess.Popen):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL); proc.wait(5)
 
-def test_browser_renders_widget(tmp_path):
-    reason = _skip_reason()
-    if reason: pytest.skip(reason)
+@contextlib.contextmanager
+def _lab_notebook(tmp_path: Path, cells: list[str], name: str, deadline: float):
+    """Open `cells` as a notebook in a fresh `jupyter lab` in headless Chromium and run them all (Run > Run All Cells).
+
+    Yields (page, left): the playwright page and a function giving the milliseconds left before `deadline`. On a failure
+    the page is saved as {name}_failed.png (also to $HBAC_SCREENSHOT_DIR) and the error carries the browser console and
+    the server log. The server and its kernels are stopped at the end."""
     from playwright.sync_api import sync_playwright
-    t0 = time.monotonic(); deadline = t0 + TIMEOUT_S
     root = tmp_path/'lab'; root.mkdir()
-    (root/'demo.ipynb').write_text(json.dumps(_notebook(DEMO_CELLS), indent=1))
+    (root/'demo.ipynb').write_text(json.dumps(_notebook(cells), indent=1))
     port, token = _free_port(), secrets.token_hex(16)
     env = {**os.environ, 'MPLBACKEND': 'Agg', 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1',   # a busy CI machine
            # a clean Jupyter: no user settings, workspaces or kernelspecs from the home folder
@@ -104,7 +126,6 @@ def test_browser_renders_widget(tmp_path):
            f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={root}', '--ServerApp.port_retries=0',
            '--LabApp.news_url=', '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate']
     if os.geteuid() == 0: cmd.append('--allow-root')     # containers and CI often run as root
-    shot = tmp_path/'eeg_browser.png'
     dest = os.environ.get('HBAC_SCREENSHOT_DIR')
     console: list[str] = []
     with open(log, 'w') as logf:
@@ -127,39 +148,13 @@ def test_browser_renders_widget(tmp_path):
                 # Run > Run All Cells, as a user would
                 page.click('.lm-MenuBar-itemLabel:text-is("Run")', timeout=left())
                 page.click('.lm-Menu-itemLabel:text-is("Run All Cells")', timeout=left())
-                out = '.jp-OutputArea-output'
-                page.wait_for_selector(f'{out} .widget-dropdown select', timeout=left())
-                page.wait_for_selector(f'{out} .widget-output img[src^="data:image/png"]', timeout=left())
-                page.wait_for_selector(f'{out} pre:has-text("demo ready:")', timeout=left())
-                page.wait_for_function("""() => [...document.querySelectorAll('.widget-output img')]
-                                              .every(i => i.complete && i.naturalWidth > 0)""", timeout=left())
-                widget = page.locator('.jp-OutputArea-output:has(.widget-dropdown)').first
-                n_img = page.locator(f'{out} .widget-output img').count()
-                labels = page.locator(f'{out} .widget-dropdown label').all_inner_texts()
-                widths = page.eval_on_selector_all(f'{out} .widget-output img', 'els => els.map(e => e.naturalWidth)')
-                info0 = widget.locator('.widget-html-content').first.inner_text()
-                widget.scroll_into_view_if_needed()
-                page.screenshot(path=str(shot))
-                # a click on 'next' goes through the kernel and redraws: the window with the next-highest loss
-                montage0 = widget.locator('.widget-output img').first.get_attribute('src')
-                widget.locator('button:has-text("next")').click(timeout=left())
-                page.wait_for_function("""(src) => { const i = document.querySelector('.widget-output img');
-                                                    return i && i.getAttribute('src') !== src && i.complete; }""",
-                                       arg=montage0, timeout=left())
-                widget.locator('.widget-html-content:has-text("rank 2/")').wait_for(timeout=left())
-                info1 = widget.locator('.widget-html-content').first.inner_text()
-                # choose an attribution method: the montage and spectrograms get the overlay
-                montage1 = widget.locator('.widget-output img').first.get_attribute('src')
-                widget.locator('.widget-dropdown:has(label:text-is("attribution")) select').select_option('ig')
-                page.wait_for_function("""(src) => { const i = document.querySelector('.widget-output img');
-                                                    return i && i.getAttribute('src') !== src && i.complete; }""",
-                                       arg=montage1, timeout=left())
-                widget.screenshot(path=str(tmp_path/'eeg_browser_widget.png'))
+                yield page, left
             except Exception:
-                page.screenshot(path=str(tmp_path/'eeg_browser_failed.png'))   # what the page showed when it failed
+                failed = tmp_path/f'{name}_failed.png'
+                page.screenshot(path=str(failed))   # what the page showed when it failed
                 if dest:
                     Path(dest).mkdir(parents=True, exist_ok=True)
-                    shutil.copy(tmp_path/'eeg_browser_failed.png', Path(dest)/'eeg_browser_failed.png')
+                    shutil.copy(failed, Path(dest)/failed.name)
                 raise
             finally:
                 browser.close()
@@ -168,11 +163,88 @@ def test_browser_renders_widget(tmp_path):
                              f'\n--- jupyter log (tail) ---\n{log.read_text()[-3000:]}') from e
     finally:
         _stop(proc)
+
+def _keep(shots: list[Path]):
+    "Copy the screenshots to $HBAC_SCREENSHOT_DIR when it is set."
+    dest = os.environ.get('HBAC_SCREENSHOT_DIR')
+    if dest:
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        for p in shots: shutil.copy(p, Path(dest)/p.name)
+
+def test_browser_renders_widget(tmp_path):
+    reason = _skip_reason()
+    if reason: pytest.skip(reason)
+    deadline = time.monotonic() + TIMEOUT_S
+    shot = tmp_path/'eeg_browser.png'
+    with _lab_notebook(tmp_path, DEMO_CELLS, 'eeg_browser', deadline) as (page, left):
+        out = '.jp-OutputArea-output'
+        page.wait_for_selector(f'{out} .widget-dropdown select', timeout=left())
+        page.wait_for_selector(f'{out} .widget-output img[src^="data:image/png"]', timeout=left())
+        page.wait_for_selector(f'{out} pre:has-text("demo ready:")', timeout=left())
+        page.wait_for_function("""() => [...document.querySelectorAll('.widget-output img')]
+                                      .every(i => i.complete && i.naturalWidth > 0)""", timeout=left())
+        widget = page.locator('.jp-OutputArea-output:has(.widget-dropdown)').first
+        n_img = page.locator(f'{out} .widget-output img').count()
+        labels = page.locator(f'{out} .widget-dropdown label').all_inner_texts()
+        widths = page.eval_on_selector_all(f'{out} .widget-output img', 'els => els.map(e => e.naturalWidth)')
+        info0 = widget.locator('.widget-html-content').first.inner_text()
+        widget.scroll_into_view_if_needed()
+        page.screenshot(path=str(shot))
+        # a click on 'next' goes through the kernel and redraws: the window with the next-highest loss
+        montage0 = widget.locator('.widget-output img').first.get_attribute('src')
+        widget.locator('button:has-text("next")').click(timeout=left())
+        page.wait_for_function("""(src) => { const i = document.querySelector('.widget-output img');
+                                            return i && i.getAttribute('src') !== src && i.complete; }""",
+                               arg=montage0, timeout=left())
+        widget.locator('.widget-html-content:has-text("rank 2/")').wait_for(timeout=left())
+        info1 = widget.locator('.widget-html-content').first.inner_text()
+        # choose an attribution method: the montage and spectrograms get the overlay
+        montage1 = widget.locator('.widget-output img').first.get_attribute('src')
+        widget.locator('.widget-dropdown:has(label:text-is("attribution")) select').select_option('ig')
+        page.wait_for_function("""(src) => { const i = document.querySelector('.widget-output img');
+                                            return i && i.getAttribute('src') !== src && i.complete; }""",
+                               arg=montage1, timeout=left())
+        widget.screenshot(path=str(tmp_path/'eeg_browser_widget.png'))
     assert n_img == 4, f'expected 4 figures (montage, 2 spectrograms, votes) in the widget, found {n_img} images'
     assert min(widths) > 100, widths
     assert any('EEG id' in s for s in labels), labels
     assert 'rank 1/' in info0 and 'rank 2/' in info1, (info0, info1)
     assert shot.exists() and shot.stat().st_size > 20_000
-    if dest:
-        Path(dest).mkdir(parents=True, exist_ok=True)
-        for p in (shot, tmp_path/'eeg_browser_widget.png'): shutil.copy(p, Path(dest)/p.name)
+    _keep([shot, tmp_path/'eeg_browser_widget.png'])
+
+def test_recording_browser_renders_widget(tmp_path):
+    reason = _skip_reason()
+    if reason: pytest.skip(reason)
+    deadline = time.monotonic() + TIMEOUT_S
+    shot = tmp_path/'recording_browser.png'
+    with _lab_notebook(tmp_path, RECORDING_CELLS, 'recording_browser', deadline) as (page, left):
+        out = '.jp-OutputArea-output'
+        page.wait_for_selector(f'{out} .widget-hslider', timeout=left())
+        page.wait_for_selector(f'{out} .widget-output img[src^="data:image/png"]', timeout=left())
+        page.wait_for_selector(f'{out} pre:has-text("demo ready:")', timeout=left())
+        page.wait_for_function("""() => [...document.querySelectorAll('.widget-output img')]
+                                      .every(i => i.complete && i.naturalWidth > 0)""", timeout=left())
+        widget = page.locator('.jp-OutputArea-output:has(.widget-hslider)').first
+        n_img = page.locator(f'{out} .widget-output img').count()
+        sliders = widget.locator('.widget-hslider .widget-label').all_inner_texts()
+        widths = page.eval_on_selector_all(f'{out} .widget-output img', 'els => els.map(e => e.naturalWidth)')
+        info0 = widget.locator('.widget-html-content').first.inner_text()
+        # 'next top' goes through the kernel: the timeline's marker moves to the top seizure window
+        timeline0 = widget.locator('.widget-output img').first.get_attribute('src')
+        widget.locator('button:has-text("next top")').click(timeout=left())
+        if 'seizure rank 1/' not in info0:               # (the untrained model may rank the first window top already)
+            page.wait_for_function("""(src) => { const i = document.querySelector('.widget-output img');
+                                                return i && i.getAttribute('src') !== src && i.complete; }""",
+                                   arg=timeline0, timeout=left())
+        widget.locator('.widget-html-content:has-text("seizure rank 1/")').wait_for(timeout=left())
+        page.wait_for_function("""() => [...document.querySelectorAll('.widget-output img')]
+                                      .every(i => i.complete && i.naturalWidth > 0)""", timeout=left())
+        info1 = widget.locator('.widget-html-content').first.inner_text()
+        widget.scroll_into_view_if_needed()
+        page.screenshot(path=str(shot))
+    assert n_img == 5, f'expected 5 figures (timeline, montage, 2 spectrograms, prediction), found {n_img} images'
+    assert min(widths) > 100, widths
+    assert 'time (s)' in sliders, sliders
+    assert 'synthetic.edf' in info0 and 'seizure rank 1/' in info1, (info0, info1)
+    assert shot.exists() and shot.stat().st_size > 20_000
+    _keep([shot])
