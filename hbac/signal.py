@@ -191,17 +191,16 @@ def eeg_features(eeg: np.ndarray, # (N, 20) float32 samples x channels in `EEG_C
     _check_len(e.shape[1])
     return _eeg_from_pairs(e, _pairs18(e))
 
-# %% ../nbs/02_signal.ipynb #9544deea
+# %% ../nbs/02_signal.ipynb #4e17c82d
 @functools.lru_cache(maxsize=4)
 def _hann(n: int) -> torch.Tensor:
     return torch.hann_window(n)    # periodic, as torch.stft expects
 
 def _spec_from_montage(montage: np.ndarray) -> np.ndarray:
     "eeg_spectrogram from the (16, N) float32 montage."
-    f = np.empty(montage.shape, np.float64)
-    _filtfilt_rows(montage, *_ba(SPEC_BAND), f)
-    scale = float(np.median(mad_std(f))) + EPS
-    return _chain_images(torch.from_numpy(np.divide(f, scale, out=f).astype(np.float32)))
+    f = _filtfilt_rows(montage, *_ba(SPEC_BAND), np.empty(montage.shape, np.float32))   # float64 filter, float32 out
+    f /= np.float32(np.median(mad_std(f)) + EPS)
+    return _chain_images(torch.from_numpy(f))
 
 def _chain_images(x: torch.Tensor) -> np.ndarray:
     "The 4 chain images (4, 96, frames) float16 of the scaled (16, N) float32 pairs: STFT, log-magnitude, chain mean."
@@ -211,14 +210,15 @@ def _chain_images(x: torch.Tensor) -> np.ndarray:
     frames = frames[:, :, left:left + STFT_WIN]               # (16, frames, 256) view: the samples the window keeps
     buf = torch.zeros(n_frames, STFT_N_FFT)                   # zero outside the window, as torch.stft's padded window
     win = _hann(STFT_WIN)
-    chain = torch.empty(4, n_bins, n_frames)                  # the 4 pairs of one chain
+    mag, acc = torch.empty(n_frames, n_bins), torch.empty(n_frames, n_bins)   # one pair; the sum over its chain
     out = torch.empty(len(CHAINS), n_bins, n_frames)
     for i in range(len(x)):                                   # one pair at a time: small buffers that stay in cache
         torch.mul(frames[i], win, out=buf[:, left:left + STFT_WIN])
-        s = torch.fft.rfft(buf)                               # (frames, 401) complex
-        m = torch.abs(s[:, STFT_BINS[0]:STFT_BINS[1]].T, out=chain[i % 4])
-        m.div_(STFT_SCALE).clamp_(*LOG_CLIP).log_()
-        if i % 4 == 3: torch.mean(chain, 0, out=out[i // 4])
+        torch.abs(torch.fft.rfft(buf)[:, STFT_BINS[0]:STFT_BINS[1]], out=mag)   # (frames, 96), read in memory order
+        mag.div_(STFT_SCALE).clamp_(*LOG_CLIP).log_()
+        if i % 4 == 0: acc.copy_(mag)
+        else: acc.add_(mag)
+        if i % 4 == 3: torch.div(acc.T, 4, out=out[i // 4])    # chain mean, transposed once to (96, frames)
     return out.numpy().astype(np.float16)
 
 def eeg_spectrogram_features(eeg: np.ndarray, # (N, 20) float32 samples x channels in `EEG_CHANNELS` order (NaN allowed)

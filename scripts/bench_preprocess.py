@@ -1,17 +1,23 @@
-"""Benchmark `hbac.preprocess` against a seed-style reference on the same synthetic files.
+"""Benchmark `hbac.preprocess` against the reference solution's preprocessing on the same synthetic files, beside the floor.
 
 Usage: .venv/bin/python scripts/bench_preprocess.py [--data-dir DATA] [--n-eegs 80] [--workers 2] [--repeats 1]
 
 Without --data-dir it writes a synthetic dataset (hbac.synthetic) of --n-eegs train EEGs of about 80 s, each with its
 10-min spectrogram, to a temporary folder. Every measured run is a fresh child process (so peak RSS, read from
-getrusage, belongs to that run alone): ours = `preprocess(..., workers=W)` (process pool, one read per EEG file for
-both EEG modalities, blocked filtfilt with cached coefficients and zi, workers that reuse freed memory); seed-style
-reference = what a typical Kaggle notebook
-does: one modality per pass over the files, `pd.read_parquet`, per-pair `butter` + `filtfilt`, numpy MAD per pair,
-one stacked float32 `torch.stft` (torch's default threads: measured, OMP_NUM_THREADS=1 does not lower its CPU
-seconds), a ThreadPoolExecutor with W threads. Prints files/s per modality and for all three,
-peak RSS (parent + largest child), the ratio ours vs reference, the per-core floor (IIR filtering alone) and
-peak RSS with N/2 and N files.
+getrusage, belongs to that run alone): hbac = `preprocess(..., workers=W)` (process pool, one read per EEG file for
+both EEG modalities); reference = what the published solution's preprocess.py does: one modality per pass over the
+files, a polars read (pandas when polars is not installed), per-pair `butter` + `filtfilt`, numpy MAD per pair, one
+stacked float32 `torch.stft` (torch's default threads), a thread pool of W threads.
+
+The floor is measured on its own in another child (one thread, CPU ms per file, fastest of 3 rounds over 12 files):
+the read of the needed columns (pyarrow and polars: the faster counts), the band-passes (hbac's blocked (b, a)
+filtfilt, scipy filtfilt, sosfiltfilt float64; sosfiltfilt float32 is printed but does not count, it breaks the
+float16 parity of hbac.signal.parity_report), the 4-sample mean, the STFT with its log-magnitude chain images (hbac's
+per-pair rfft, one batched torch.stft) and the spectrogram transpose, each at its fastest kernel; floor seconds =
+floor ms per file x files / W. Prints the runs (wall s, files/s, peak RSS), every kernel's time, the table reference
+vs hbac per modality and for all three (the ratio, the floor, hbac / floor), the per-window feature time of the
+training input path (`hbac.signal.all_features` and `hbac.dataset.eeg_inputs` on 50-s windows) beside its floor,
+and peak RSS with N/2 and N files.
 """
 from __future__ import annotations
 import argparse, json, math, os, resource, shutil, subprocess, sys, tempfile, time
@@ -27,10 +33,18 @@ def _butter_bandpass_filter(x, low, high, order, fs=200):
     b, a = scipy.signal.butter(order, [low, high], btype='band', fs=fs)
     return scipy.signal.filtfilt(b, a, x)
 
+def _seed_read(path, columns):
+    "The reference's read: polars (pandas when polars is not installed), NaN -> 0, float32 (rows, columns)."
+    pl = _polars()
+    if pl is not None: v = pl.read_parquet(path, columns=list(columns)).to_numpy()
+    else:
+        import pandas as pd
+        v = pd.read_parquet(path, columns=list(columns)).to_numpy()
+    return np.nan_to_num(v.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+
 def _seed_read_eeg(path):
-    import pandas as pd
     from hbac.data import EEG_CHANNELS
-    return np.nan_to_num(pd.read_parquet(path)[list(EEG_CHANNELS)].to_numpy(np.float32))
+    return _seed_read(path, EEG_CHANNELS)
 
 def seed_eeg(path, out):
     from hbac.data import EEG_CHANNELS, MONTAGE, MIDLINE
@@ -55,9 +69,8 @@ def seed_eeg_spectrogram(path, out):
     np.save(out, img.view(4, 4, 96, -1).mean(1).numpy().astype(np.float16))
 
 def seed_spectrogram(path, out):
-    import pandas as pd
-    v = pd.read_parquet(path).drop(columns='time').to_numpy(np.float32)
-    v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
+    from hbac.data import SPEC_COLUMNS
+    v = _seed_read(path, SPEC_COLUMNS)
     np.save(out, v.reshape(len(v), 4, 100).transpose(1, 2, 0).astype(np.float16))
 
 def seed_run(data_dir, cache_dir, modalities, workers):
@@ -77,6 +90,7 @@ def child(kind, data_dir, cache_dir, modalities, workers):
     import pandas, scipy.signal, torch
     from hbac.data import read_train_csv
     from hbac.preprocess import preprocess
+    _polars()
     c0, t0 = time.process_time(), time.perf_counter()       # imports are not timed
     if kind == 'ours':
         rep = preprocess(data_dir, cache_dir, modalities, workers=workers, progress=False)
@@ -104,38 +118,82 @@ def measure(kind, data_dir, modalities, workers, repeats, tmp):
         if best is None or res['seconds'] < best['seconds']: best = res
     return best
 
-# ---------------------------------------------------------------- the per-core floor
-def floor_ms(n=16000, reps=30):
-    "CPU ms of the IIR filtering alone: sosfiltfilt on (18, n) float64 (the order-4 0.25-50 Hz band-pass)."
-    import scipy.signal
-    sos = scipy.signal.butter(4, [0.25, 50], btype='band', fs=200, output='sos')
-    x = np.random.default_rng(0).normal(size=(18, n))
-    scipy.signal.sosfiltfilt(sos, x, axis=-1)
-    best = 1e9
-    for _ in range(5):
+# ---------------------------------------------------------------- the floor: read + filters + transforms, best kernels
+def _best_ms(fn, items, rounds=3):
+    "Fastest of `rounds` CPU ms per item of `fn` over `items` (after one warm-up call)."
+    fn(items[0]); best = 1e9
+    for _ in range(rounds):
         t0 = time.process_time()
-        for _ in range(reps // 5): scipy.signal.sosfiltfilt(sos, x, axis=-1)
-        best = min(best, (time.process_time() - t0) / (reps // 5))
+        for it in items: fn(it)
+        best = min(best, (time.process_time() - t0) / len(items))
     return best * 1e3
 
-def per_file_ms(data_dir, n_files=12):
-    """CPU ms per EEG file in this process, set up as a worker (one torch thread, freed memory kept): read + both EEG
-    modalities; and per spectrogram file."""
-    import torch
-    from hbac.data import read_train_csv, read_eeg, read_spectrogram, eeg_path, spectrogram_path
-    from hbac.signal import all_features, spectrogram_features
+def floor_child(data_dir, n_files):
+    """Per-file CPU ms, one process set up as a worker (one torch thread), of each candidate kernel for the pieces every
+    implementation must do: read the needed columns (pyarrow, polars), the band-passes (hbac's blocked b/a filtfilt,
+    scipy filtfilt, sosfiltfilt float64 and float32), the 4-sample mean, the STFT (hbac's, torch.stft batched), the
+    spectrogram transpose; and per 50-s window (the training input path) the same filters and STFT."""
+    import pyarrow.parquet as pq, scipy.signal, torch
+    from hbac.data import read_train_csv, eeg_path, spectrogram_path, EEG_CHANNELS, SPEC_COLUMNS
+    from hbac import signal as S
+    from hbac.dataset import eeg_inputs
     from hbac.preprocess import _keep_freed_memory
     torch.set_num_threads(1); _keep_freed_memory()
     df = read_train_csv(data_dir)
-    eids = sorted(df.eeg_id.unique())[:n_files]; sids = sorted(df.spectrogram_id.unique())[:n_files]
-    paths = [eeg_path(data_dir, 'train', i) for i in eids]
-    all_features(read_eeg(paths[0]))
-    t0 = time.process_time(); [all_features(read_eeg(p)) for p in paths]; t_eeg = (time.process_time() - t0) / len(paths)
-    t0 = time.process_time(); [read_eeg(p) for p in paths]; t_read = (time.process_time() - t0) / len(paths)
-    sp = [spectrogram_path(data_dir, 'train', i) for i in sids]
-    t0 = time.process_time(); [spectrogram_features(read_spectrogram(p)[1]) for p in sp]; t_spec = (time.process_time() - t0) / len(sp)
-    n_samples = np.mean([len(read_eeg(p)) for p in paths[:4]])
-    return t_eeg * 1e3, t_read * 1e3, t_spec * 1e3, n_samples
+    eps = [eeg_path(data_dir, 'train', i) for i in sorted(df.eeg_id.unique())[:n_files]]
+    sps = [spectrogram_path(data_dir, 'train', i) for i in sorted(df.spectrogram_id.unique())[:n_files]]
+    def pa_cols(p, cols): t = pq.ParquetFile(p).read(columns=list(cols), use_threads=False); return np.stack([t.column(c).to_numpy() for c in cols])
+    def pl_cols(p, cols): return _polars().read_parquet(p, columns=list(cols)).to_numpy().T
+    k = {}
+    k['read eeg, pyarrow'] = _best_ms(lambda p: pa_cols(p, EEG_CHANNELS), eps)
+    k['read spectrogram, pyarrow'] = _best_ms(lambda p: pa_cols(p, SPEC_COLUMNS), sps)
+    if _polars():
+        k['read eeg, polars'] = _best_ms(lambda p: pl_cols(p, EEG_CHANNELS), eps)
+        k['read spectrogram, polars'] = _best_ms(lambda p: pl_cols(p, SPEC_COLUMNS), sps)
+    eegs = [np.nan_to_num(pa_cols(p, EEG_CHANNELS)) for p in eps]
+    specs = [np.nan_to_num(pa_cols(p, SPEC_COLUMNS)) for p in sps]
+    wins = [np.ascontiguousarray(x[:, :10000]) for x in eegs if x.shape[1] >= 10000][:n_files]
+    filters = {}
+    for rows, band, key in ((19, S.EEG_BAND, 'eeg'), (16, S.SPEC_BAND, 'eeg_spectrogram')):
+        b, a = S._ba(band); sos = scipy.signal.butter(band[2], band[:2], btype='band', fs=200, output='sos')
+        pl = 3 * max(len(a), len(b)); sos32 = sos.astype(np.float32)
+        cand = {'hbac blocked b/a filtfilt': lambda x: S._filtfilt_rows(x[:rows], b, a, np.empty((rows, x.shape[1]))),
+                'scipy filtfilt (b, a)': lambda x: scipy.signal.filtfilt(b, a, x[:rows], axis=-1),
+                'sosfiltfilt float64': lambda x: scipy.signal.sosfiltfilt(sos, x[:rows], axis=-1, padlen=pl),
+                'sosfiltfilt float32 (fails parity)': lambda x: scipy.signal.sosfiltfilt(sos32, x[:rows], axis=-1, padlen=pl)}
+        for src, xs in (('file', eegs), ('window', wins)):
+            filters[(key, src)] = {n: _best_ms(f, xs) for n, f in cand.items()}
+    win = torch.hann_window(S.STFT_WIN)
+    def torch_stft(x):
+        s = torch.stft(torch.from_numpy(x[:16]), n_fft=S.STFT_N_FFT, hop_length=S.STFT_HOP, win_length=S.STFT_WIN, window=win,
+                       center=True, pad_mode='reflect', return_complex=True)[:, S.STFT_BINS[0]:S.STFT_BINS[1]]
+        return torch.log(torch.clamp(s.abs() / S.STFT_SCALE, *S.LOG_CLIP)).view(4, 4, s.shape[1], -1).mean(1).numpy().astype(np.float16)
+    stfts = {}
+    for src, xs in (('file', eegs), ('window', wins)):
+        stfts[src] = {'hbac per-pair rfft': _best_ms(lambda x: S._chain_images(torch.from_numpy(x[:16])), xs),
+                      'torch.stft batched': _best_ms(torch_stft, xs)}
+    k['downsample'] = _best_ms(lambda x: S.downsample_mean(x[:19]).astype(np.float16), [e.astype(np.float64) for e in eegs])
+    k['transpose'] = _best_ms(lambda v: np.ascontiguousarray(v.T.reshape(4, 100, -1), dtype=np.float16), specs)
+    ok = lambda d: {n: v for n, v in d.items() if 'fails' not in n}
+    best = lambda d: min(ok(d).values())
+    read_eeg = min(v for n, v in k.items() if n.startswith('read eeg'))
+    read_spec = min(v for n, v in k.items() if n.startswith('read spectrogram'))
+    fl = {'eeg': read_eeg + best(filters[('eeg', 'file')]) + k['downsample'],
+          'eeg_spectrogram': read_eeg + best(filters[('eeg_spectrogram', 'file')]) + best(stfts['file']),
+          'spectrogram': read_spec + k['transpose']}
+    fl['all three'] = fl['eeg'] + fl['eeg_spectrogram'] - read_eeg + fl['spectrogram']
+    fl['window'] = best(filters[('eeg', 'window')]) + best(filters[('eeg_spectrogram', 'window')]) + best(stfts['window'])
+    hb = {'window all_features': _best_ms(lambda x: S.all_features(x.T), wins),
+          'window eeg_inputs': _best_ms(lambda x: eeg_inputs(x.T), wins)}
+    print(json.dumps({'kernels': k, 'filters': {f'{a}|{b}': v for (a, b), v in filters.items()}, 'stft': stfts,
+                      'floor_ms': fl, 'hbac_ms': hb}))
+
+def _polars():
+    "The polars module, or None when it is not installed (the reference then reads with pandas)."
+    try:
+        import polars
+        return polars
+    except ImportError: return None
 
 def subset(data_dir, n_eegs, out):
     "A data folder with the first `n_eegs` EEG ids of train.csv (symlinked parquet folders)."
@@ -154,10 +212,12 @@ def main(argv=None):
     ap.add_argument('--workers', type=int, default=2)
     ap.add_argument('--repeats', type=int, default=1, help='runs per configuration (the fastest is reported)')
     ap.add_argument('--_child', nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument('--_floor', nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a._child:
         kind, d, c, mods, w = a._child
         return child(kind, Path(d), Path(c), tuple(mods.split(',')), int(w))
+    if a._floor: return floor_child(Path(a._floor[0]), int(a._floor[1]))
     tmp = Path(tempfile.mkdtemp(prefix='hbac_bench_'))
     try:
         if a.data_dir: data = Path(a.data_dir)
@@ -176,29 +236,41 @@ def main(argv=None):
         print(f"\n{'run':8s} {'modalities':16s} {'files':>5s} {'wall s':>7s} {'files/s':>8s} {'cpu s':>6s} "
               f"{'RSS parent MB':>13s} {'RSS child MB':>12s}")
         for kind, mods, r in rows:
-            print(f"{kind:8s} {name(mods):16s} {r['files']:5d} {r['seconds']:7.2f} {r['files']/r['seconds']:8.1f} "
+            print(f"{'hbac' if kind == 'ours' else 'ref':8s} {name(mods):16s} {r['files']:5d} {r['seconds']:7.2f} {r['files']/r['seconds']:8.1f} "
                   f"{r['cpu_s']:6.1f} {r['rss_self_mb']:13.0f} {r['rss_child_mb']:12.0f}")
         res = {(k, name(m)): r for k, m, r in rows}
         n_eeg = res[('ours', 'eeg')]['files']
         # before anything big runs in this process: Linux keeps a process's peak RSS across fork + exec
         r_half = measure('ours', subset(data, max(1, n_eeg // 2), tmp/'half'), MODS, a.workers, 1, tmp)
-        print()
+        out = subprocess.run([sys.executable, __file__, '--_floor', str(data), '12'], capture_output=True, text=True)
+        if out.returncode: raise SystemExit(f'floor measurement failed:\n{out.stderr[-3000:]}')
+        f = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"\nthe floor: CPU ms per file (one process, one thread, fastest of 3 rounds over 12 files) of each kernel")
+        for n, v in f['kernels'].items(): print(f'  {n:44s} {v:7.2f}')
+        for key, d in f['filters'].items():
+            m, src = key.split('|')
+            for n, v in d.items(): print(f'  band-pass of {m} per {src}, {n:34s} {v:7.2f}')
+        for src, d in f['stft'].items():
+            for n, v in d.items(): print(f'  STFT of eeg_spectrogram per {src}, {n:24s} {v:7.2f}')
+        print(f"floor per file = fastest read + fastest band-pass(es) within parity + 4-sample mean / fastest STFT / transpose:")
+        print('  ' + ', '.join(f'{m} {v:.1f} ms' for m, v in f['floor_ms'].items() if m != 'window'))
+        fm, n_spec, w = f['floor_ms'], res[('ours', 'spectrogram')]['files'], max(1, a.workers)
+        floor_s = {'eeg': fm['eeg'] * n_eeg / 1e3 / w, 'eeg_spectrogram': fm['eeg_spectrogram'] * n_eeg / 1e3 / w,
+                   'spectrogram': fm['spectrogram'] * n_spec / 1e3 / w,
+                   'all three': ((fm['all three'] - fm['spectrogram']) * n_eeg + fm['spectrogram'] * n_spec) / 1e3 / w}
+        print(f"\n{'modality':34s} {'reference s':>11s} {'hbac s':>7s} {'speed-up':>8s} {'floor s':>7s} {'hbac/floor':>10s}")
         for m in ('eeg', 'eeg_spectrogram', 'spectrogram', 'all three'):
             o, r = res[('ours', m)], res[('seed', m)]
-            print(f"ours vs seed, {m:15s}: wall-clock speed-up {r['seconds']/o['seconds']:.2f}x, "
-                  f"CPU seconds {r['cpu_s']/o['cpu_s']:.2f}x fewer")
-        print('(wall-clock needs an idle machine: with a load average above the number of CPUs it mostly measures the '
-              'scheduler; CPU seconds are robust to load)')
-        fl = floor_ms()
-        t_eeg, t_read, t_spec, n_s = per_file_ms(data)
-        scale = 16000 / n_s
-        ours_all = res[('ours', 'all three')]
-        print(f'\nper-core floor: sosfiltfilt on (18, 16000) float64 = {fl:.1f} ms CPU (a file needs 35 such rows: '
-              f'18 + 1 at order 4 for eeg, 16 at order 5 for eeg_spectrogram, i.e. ~{fl*35/18:.0f} ms, plus the STFT)')
-        print(f'ours, one process, per 80 s EEG file (both EEG modalities, read included): {t_eeg*scale:.1f} ms CPU '
-              f'= {t_eeg*scale/fl:.1f}x the floor (read alone {t_read*scale:.1f} ms); per spectrogram file {t_spec:.1f} ms')
-        print(f"ours, pool of {a.workers}, all three: {ours_all['seconds']*a.workers/n_eeg*1e3:.1f} ms of worker wall time "
-              f"per (EEG file + spectrogram file)")
+            fs = floor_s[m]
+            label = 'all three (ref 3 passes, hbac one)' if m == 'all three' else m
+            print(f"{label:34s} {r['seconds']:11.2f} {o['seconds']:7.2f} {r['seconds']/o['seconds']:7.2f}x {fs:7.2f} "
+                  f"{o['seconds']/fs:9.2f}x")
+        print(f'(floor s = floor ms per file x files / {a.workers} workers; reference reads with '
+              f"{'polars' if _polars() else 'pandas (polars not installed)'}, {a.workers} threads)")
+        hw, ours_all = f['hbac_ms'], res[('ours', 'all three')]
+        print(f"\nper 50-s window (training input path, one thread): all_features {hw['window all_features']:.1f} ms, "
+              f"eeg_inputs {hw['window eeg_inputs']:.1f} ms; floor (band-passes + STFT) {f['floor_ms']['window']:.1f} ms "
+              f"-> {hw['window all_features']/f['floor_ms']['window']:.2f}x the floor")
         print(f"\npeak RSS, ours all three: {n_eeg//2} EEGs -> parent {r_half['rss_self_mb']:.0f} MB, child "
               f"{r_half['rss_child_mb']:.0f} MB; {n_eeg} EEGs -> parent {ours_all['rss_self_mb']:.0f} MB, child "
               f"{ours_all['rss_child_mb']:.0f} MB")
