@@ -1,39 +1,63 @@
-"""Benchmark hbac.predict on this machine: windows per second for the features alone, one model of each kind, and
-the full ensemble (FOLDS folds x 4 models, untrained full-size weights: speed does not depend on the values), each
-batched (--batch-size windows per forward pass), with predict's default (batches of rows, forward_batch=None: one
-window per forward pass on a CPU, the whole batch on a GPU) and one window at a time (batch 1, the simple way),
-with the projected time for the hidden test set.
+"""Benchmark inference on this machine: windows/s per model and batch size, plain (as built) and prepared
+(hbac.inference.prepare_for_inference), the batch size predict picks, and the projected time of the full ensemble.
 
-Usage: .venv/bin/python scripts/bench_predict.py [--windows 256] [--single-windows 16] [--ensemble-windows 4]
-                                                 [--repeats 3] [--folds 10] [--batch-size 32] [--threads N] [--device cpu]
+Usage: .venv/bin/python scripts/bench_predict.py [--models eeg,eeg_spectrogram,spectrogram,multimodal]
+           [--batches 1,8,32,128] [--repeats 2] [--probe-windows 32] [--folds 10] [--rows 800 1000]
+           [--e2e-rows 32] [--threads N] [--device cpu] [--workdir DIR]
 
-A synthetic test set of --windows rows (each a 50 s EEG + a 10 min spectrogram, as on Kaggle) is generated; the
-features are timed over all of it, the single models over the first --single-windows rows and the full ensemble
-over the first --ensemble-windows rows (a full-size ensemble is slow on a CPU); each model timing is the fastest of
---repeats runs, batched and batch-1 runs interleaved, so a busy machine disturbs the ratio less. Model loading is
-timed separately and added once to the projections. The FOLDS fold models of one kind
-are FOLDS separate model objects loaded from one run directory: they cost exactly what FOLDS different runs cost.
-The hidden test set's size is not published; it is assumed to be about 800 rows, and projections are also given
-for 1,000.
+1. Model rates: each model at the reference size (untrained weights with random BatchNorm statistics: speed does not
+   depend on the values) gets forward passes in inference mode on random inputs of the Kaggle shapes, at each batch
+   size of --batches, about --probe-windows windows per batch size (at least one pass); plain and prepared runs are
+   interleaved and each figure is the fastest of --repeats, so a busy machine disturbs the ratios less. The prepared
+   model's largest difference in log-probabilities from the plain one is printed too.
+2. Features: hbac.predict.row_inputs over the rows of a small synthetic test set (one EEG + one spectrogram each).
+3. Projection for the full ensemble (--folds folds x the models) on --rows test rows: rows x (features per row +
+   folds x sum over models of 1 / windows/s) + loading the fold models, 'today' with the plain models one window at a
+   time (what predict did on a CPU before), 'now' with the prepared models at their best batch size.
+4. End to end (--e2e-rows > 0): hbac.predict.model_predictions with one run of each model over that many synthetic rows,
+   forward_batch=None (the probed best batch) against forward_batch=1, windows/s including the features.
 """
 from __future__ import annotations
-import argparse, os, sys, tempfile, time, warnings
+import argparse, os, tempfile, time, warnings
 from pathlib import Path
+
+MODELS = ('eeg', 'eeg_spectrogram', 'spectrogram', 'multimodal')
+
+def random_bn(model, seed=0):
+    "Random BatchNorm statistics (an untrained model's are the identity: folding would have nothing to do)."
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return model
+
+def example(name, device):
+    import torch
+    from hbac.dataset import EEG_WINDOW, IMAGE_SIZE
+    g = torch.Generator().manual_seed(1)
+    eeg = lambda: torch.randn(1, 19, EEG_WINDOW, generator=g).to(device)
+    img = lambda: torch.randn(1, 4, *IMAGE_SIZE, generator=g).to(device)
+    return {'eeg': eeg(), 'eeg_spectrogram': img(), 'spectrogram': img()} if name == 'multimodal' else eeg() if name == 'eeg' else img()
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--windows', type=int, default=256, help='rows of the synthetic test set (features timed over all)')
-    ap.add_argument('--single-windows', type=int, default=16, help='rows timed for each single model')
-    ap.add_argument('--ensemble-windows', type=int, default=4, help='rows timed for the full ensemble')
-    ap.add_argument('--repeats', type=int, default=3, help='timings per measurement; the fastest is reported')
+    ap.add_argument('--models', default=','.join(MODELS))
+    ap.add_argument('--batches', default='1,8,32,128', help='batch sizes timed (comma-separated, increasing)')
+    ap.add_argument('--repeats', type=int, default=2, help='timings per figure; the fastest is reported')
+    ap.add_argument('--probe-windows', type=int, default=32, help='windows timed per batch size (at least one pass)')
     ap.add_argument('--folds', type=int, default=10)
-    ap.add_argument('--batch-size', type=int, default=32)
+    ap.add_argument('--rows', type=int, nargs='+', default=[800, 1000], help='test-set sizes to project for')
+    ap.add_argument('--feature-rows', type=int, default=16, help='synthetic rows whose features are timed')
+    ap.add_argument('--e2e-rows', type=int, default=32, help='rows for the end-to-end model_predictions check (0: skip)')
     ap.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
     ap.add_argument('--device', default='cpu')
-    ap.add_argument('--hidden-rows', type=int, nargs='+', default=[800, 1000], help='test-set sizes to project for')
-    ap.add_argument('--workdir', default=None, help='where to write the data and runs (default: a temporary folder)')
+    ap.add_argument('--workdir', default=None, help='where to write the synthetic data and runs (default: a temporary folder)')
     a = ap.parse_args(argv)
-    import pandas as pd, torch
+    import numpy as np, pandas as pd, torch
+    from hbac.models.registry import build_model
+    from hbac.inference import prepare_for_inference, batch_rates
     from hbac.synthetic import SynthConfig, make_synthetic_dataset
     from hbac.data import read_test_csv
     from hbac.fixtures import init_run_dir
@@ -41,56 +65,79 @@ def main(argv=None):
     from hbac.predict import model_predictions, row_inputs
     if a.threads: torch.set_num_threads(a.threads)
     warnings.simplefilter('ignore')
+    models = [m.strip() for m in a.models.split(',') if m.strip()]
+    batches = tuple(int(b) for b in a.batches.split(','))
+    dev = torch.device(a.device)
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}, {os.cpu_count()} CPUs, '
+          f'load average {os.getloadavg()[0]:.1f} (other work on the machine slows every figure)', flush=True)
+
+    # 1. model rates, plain and prepared
+    rows, err = [], {}
+    for name in models:
+        torch.manual_seed(0)
+        plain = random_bn(build_model(name)).eval().to(dev)
+        prep = prepare_for_inference(plain, dev)
+        x = example(name, dev)
+        with torch.inference_mode(): err[name] = float((prep(x) - plain(x)).abs().max())
+        best = {k: {b: 0.0 for b in batches} for k in ('plain', 'prepared')}
+        for _ in range(a.repeats):
+            for k, m in (('plain', plain), ('prepared', prep)):
+                for b, r in batch_rates(m, x, dev, batches, a.probe_windows, stop_below=0).items():
+                    best[k][b] = max(best[k][b], r)
+        for k in best:
+            rows.append({'model': name, 'version': k, **{f'batch {b}': best[k][b] for b in batches}})
+            print(f"  {name:<16} {k:<9} " + '  '.join(f'b{b}: {best[k][b]:6.2f}' for b in batches) + ' windows/s', flush=True)
+        del plain, prep
+    df = pd.DataFrame(rows)
+    cols = [f'batch {b}' for b in batches]
+    df['best'] = df[cols].max(1)
+    df['best batch'] = df[cols].idxmax(1).str.replace('batch ', '')
+    one = df[df.version == 'plain'].set_index('model')[cols[0]]
+    df['best / plain batch 1'] = df['best'] / df['model'].map(one)
+    print(f'\nwindows/s per model and batch size (reference sizes, inference mode, fastest of {a.repeats}; '
+          f'load average now {os.getloadavg()[0]:.1f}):')
+    print(df.to_string(index=False, float_format=lambda v: f'{v:.2f}'))
+    print('largest |log p| difference prepared vs plain: ' + ', '.join(f'{k} {v:.1e}' for k, v in err.items()))
+
+    # 2. features and model loading
     work = Path(a.workdir or tempfile.mkdtemp(prefix='hbac_bench_'))
     data = work/'data'
-    if not (data/'test.csv').exists() or len(read_test_csv(data)) != a.windows:
-        t = time.perf_counter()
-        make_synthetic_dataset(data, SynthConfig(n_patients=2, eegs_per_patient=(1, 1), windows_per_eeg=(1, 1), n_test=a.windows), overwrite=True)
-        print(f'synthetic test set: {a.windows} rows in {time.perf_counter() - t:.1f} s ({data})')
-    runs = {m: work/'runs'/m for m in ('eeg', 'eeg_spectrogram', 'spectrogram', 'multimodal')}   # reference sizes
+    n_rows = max(a.feature_rows, a.e2e_rows, 1)
+    if not (data/'test.csv').exists() or len(read_test_csv(data)) != n_rows:
+        make_synthetic_dataset(data, SynthConfig(n_patients=2, eegs_per_patient=(1, 1), windows_per_eeg=(1, 1), n_test=n_rows), overwrite=True)
+    test = read_test_csv(data)
+    t = time.perf_counter()
+    for r in test.iloc[:a.feature_rows].itertuples(): row_inputs(data, r.eeg_id, r.spectrogram_id)
+    feat_s = (time.perf_counter() - t) / a.feature_rows
+    runs = {m: work/'runs'/m for m in models}
     for m, r in runs.items():
         if not (r/'best_high.pt').exists(): init_run_dir(r, m, checkpoints=('best_high',))
-    test = read_test_csv(data)
+    load_s = {}
+    for m, r in runs.items():
+        t = time.perf_counter(); load_run(r, device=dev); load_s[m] = time.perf_counter() - t
+    print(f'\nfeatures: {feat_s * 1000:.0f} ms per row; loading one run: ' + ', '.join(f'{m} {s:.2f} s' for m, s in load_s.items()))
 
-    rows = []
-    def record(what, batch, n, seconds, load):
-        rows.append({'what': what, 'mode': batch, 'windows': n, 'seconds': seconds, 'windows/s': n/seconds, 'load (s)': load})
-        print(f'  {what:<28} {batch:<15}: {n} windows in {seconds:7.1f} s = {n/seconds:7.2f} windows/s', flush=True)
+    # 3. projection
+    pl, pr = df[df.version == 'plain'].set_index('model'), df[df.version == 'prepared'].set_index('model')
+    load_all = a.folds * sum(load_s.values())
+    print(f'\nprojected full ensemble ({a.folds} folds x {len(models)} models: {", ".join(models)}), features + models + loading:')
+    for n in a.rows:
+        today = n * (feat_s + a.folds * sum(1 / pl.loc[m, cols[0]] for m in models)) + load_all
+        now = n * (feat_s + a.folds * sum(1 / pr.loc[m, 'best'] for m in models)) + load_all
+        print(f'  {n} rows: today (plain, one window at a time) {today / 60:6.1f} min   now (prepared, best batch) '
+              f'{now / 60:6.1f} min   ({today / now:.2f}x)')
 
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, device {a.device}, {os.cpu_count()} CPUs, '
-          f'load average {os.getloadavg()[0]:.1f} (the timings assume an otherwise idle machine)')
-    t = time.perf_counter()
-    for r in test.itertuples(): row_inputs(data, r.eeg_id, r.spectrogram_id)
-    record('features (3 modalities)', 'one at a time', len(test), time.perf_counter() - t, 0.0)
-
-    def timed(what, paths, n):
-        t = time.perf_counter()
-        models = [load_run(p, device=a.device) for p in paths]
-        load = time.perf_counter() - t
-        model_predictions(data, models, test.iloc[:1], batch_size=1)                   # warm-up (first-call overheads)
-        modes = {f'batch {a.batch_size}': (a.batch_size, a.batch_size), 'predict default': (a.batch_size, None),
-                 'batch 1': (1, 1)}                                        # (rows per loader batch, windows per forward)
-        best = {k: float('inf') for k in modes}
-        for _ in range(a.repeats):                                                     # interleaved, best of repeats
-            for k, (bs, fb) in modes.items():
-                t = time.perf_counter()
-                model_predictions(data, models, test.iloc[:n], batch_size=bs, forward_batch=fb)
-                best[k] = min(best[k], time.perf_counter() - t)
-        for k, sec in best.items(): record(what, k, n, sec, load)
-
-    for m, r in runs.items(): timed(f'1 {m} model', [r], min(a.single_windows, a.windows))
-    ens = [r for r in runs.values() for _ in range(a.folds)]
-    timed(f'ensemble {a.folds} folds x 4 models', ens, min(a.ensemble_windows, a.windows))
-
-    print(f'load average at the end: {os.getloadavg()[0]:.1f}')
-    df = pd.DataFrame(rows)
-    for n in a.hidden_rows: df[f'{n} rows (min)'] = (df['load (s)'] + n / df['windows/s']) / 60
-    print('\n' + df.to_string(index=False, float_format=lambda v: f'{v:.2f}'))
-    print(f'\nspeed relative to one window at a time (batch 1, the simple way):')
-    for what, g in df[df.what != 'features (3 modalities)'].groupby('what', sort=False):
-        b = g.set_index('mode')['windows/s']
-        print(f'  {what:<28} batch {a.batch_size}: {b[f"batch {a.batch_size}"] / b["batch 1"]:.2f}x   '
-              f'predict default: {b["predict default"] / b["batch 1"]:.2f}x')
+    # 4. end to end
+    if a.e2e_rows:
+        lms = [load_run(r, device=dev) for r in runs.values()]
+        sub = test.iloc[:a.e2e_rows]
+        model_predictions(data, lms, sub.iloc[:1], batch_size=1, forward_batch=1)          # warm-up
+        res = {}
+        for fb in (None, 1):
+            t = time.perf_counter(); model_predictions(data, lms, sub, forward_batch=fb); res[fb] = time.perf_counter() - t
+        print(f'\nend to end: model_predictions, one run of each model, {a.e2e_rows} rows (features included): '
+              f'forward_batch=None (probed; probe included) {a.e2e_rows / res[None]:.2f} rows/s, forward_batch=1 '
+              f'{a.e2e_rows / res[1]:.2f} rows/s')
     return df
 
 if __name__ == '__main__': main()

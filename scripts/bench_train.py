@@ -14,6 +14,12 @@ Parts (--parts, comma-separated):
   loading     items/s of WindowDataset in training mode (one random window per EEG, augmentation) through the
               training loader `fit` uses (hbac.train.make_train_loader), num_workers 0 and 2, over the preprocessed
               cache of a synthetic dataset; compared with the reference model's training windows/s.
+  compare     per model at the reference size, in one run: the project's training step (hbac.train.make_train_state +
+              train_epoch over make_train_loader, i.e. what fit runs) against a reference-style step (the same
+              architecture, the reference's loop: fp32, a plain shuffling DataLoader over the same WindowDataset cache,
+              nn.KLDivLoss(batchmean), Adam), both with --compare-workers loader workers; windows/s over --steps
+              timed steps after --warmup, their ratio (at least 1.0x expected) and the share of each step spent
+              waiting for the loader (under 5% expected).
   learning    an EegModel of a CPU-affordable size (--learn-widths / --learn-hidden) trained with hbac.train.fit on fold
               --fold of --n-folds (patient GroupKFold) of the synthetic dataset, Adam lr --learn-lr (3e-4), batch 32, 'all' votes,
               for as many epochs as fit in --budget-s seconds of training (the first epoch is timed, the rest are
@@ -33,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-PARTS = ('throughput', 'loading', 'learning')
+PARTS = ('throughput', 'loading', 'compare', 'learning')
 MODELS = ('eeg', 'eeg_spectrogram', 'spectrogram', 'multimodal')
 BATCH = {'eeg': 32, 'eeg_spectrogram': 32, 'spectrogram': 32, 'multimodal': 16, 'multimodal_frozen': 16}
 KAGGLE_EEGS = 17_089          # unique eeg_id of the competition's train.csv
@@ -244,6 +250,84 @@ def part_loading(args, cache: Path, data: Path, throughput: dict | None) -> dict
     return {'rows': rows, 'epochs': args.load_epochs, 'workers': args.load_workers}
 
 
+# ------------------------------------------------------------------------------------------------ part: compare
+def _timed(loader, waits: list, n: int):
+    "The first n batches of `loader`, appending (seconds spent waiting, windows) of each to `waits`."
+    it = iter(loader)
+    for _ in range(n):
+        t0 = time.perf_counter()
+        try: b = next(it)
+        except StopIteration: return
+        waits.append((time.perf_counter() - t0, len(b[1])))
+        yield b
+
+def _rate(waits: list, sec: float) -> dict:
+    return {'windows_s': sum(n for _, n in waits) / sec, 'load_pct': 100 * sum(w for w, _ in waits) / sec}
+
+def _cycle(loader):
+    "A loader's batches over and over (epochs reshuffled by the loader itself)."
+    while True: yield from loader
+
+def ours_step_rate(model, ds, batch: int, workers: int, steps: int, warmup: int, seed: int,
+                   device: str = 'cpu', amp: bool = False) -> dict:
+    "Windows/s and loading share of hbac.train.train_epoch (fit's loop) over make_train_loader (AMP only on CUDA)."
+    import torch
+    from hbac.train import TrainConfig, make_train_loader, make_train_state, train_epoch
+    cfg = TrainConfig(batch_size=batch, num_workers=workers, seed=seed, progress=False, device=device, amp=amp)
+    dev = torch.device(device)
+    model = model.to(dev)
+    st = make_train_state(model, cfg, dev, steps_per_epoch=max(1, len(ds) // batch))
+    batches = _cycle(make_train_loader(ds, cfg, dev))
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
+    waits = []
+    if warmup: train_epoch(model, _timed(batches, [], warmup), st, cfg, 1)
+    sync(); t0 = time.perf_counter()
+    train_epoch(model, _timed(batches, waits, steps), st, cfg, 1)
+    sync(); sec = time.perf_counter() - t0
+    return _rate(waits, sec)
+
+def reference_step_rate(model, ds, batch: int, workers: int, steps: int, warmup: int, seed: int) -> dict:
+    "Windows/s and loading share of the reference's loop: plain DataLoader, KLDivLoss(batchmean), Adam, fp32."
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    batches = _cycle(torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, generator=g))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
+    crit = torch.nn.KLDivLoss(reduction='batchmean')
+    model.train()
+    def run(n, waits):
+        for x, y, _ in _timed(batches, waits, n):
+            opt.zero_grad(); loss = crit(model(x), y.float()); loss.backward(); opt.step()
+    run(warmup, [])
+    waits = []; t0 = time.perf_counter(); run(steps, waits); sec = time.perf_counter() - t0
+    return _rate(waits, sec)
+
+def part_compare(args, cache: Path, data: Path) -> dict:
+    from hbac.data import read_train_csv
+    from hbac.dataset import labels_table, WindowDataset
+    table_ = labels_table(read_train_csv(data))
+    rows = []
+    for m in args.models:
+        ds = WindowDataset(table_, cache, m, train=True, seed=args.seed)
+        b = args.batch or BATCH[m]
+        row = {'model': m, 'batch': b, 'workers': args.compare_workers}
+        for _ in range(args.compare_repeats):         # interleaved: a busy machine slows both loops alike
+            for who, fn in (('ref', reference_step_rate), ('ours', ours_step_rate)):
+                log(f'  {m:<16} {who:<4} batch {b}: {args.warmup} warm-up + {args.steps} timed steps ...')
+                r = fn(build(m, 'full', {}, args.seed), ds, b, args.compare_workers, args.steps, args.warmup, args.seed)
+                if r['windows_s'] > row.get(f'{who}_ws', 0): row[f'{who}_ws'], row[f'{who}_load'] = r['windows_s'], r['load_pct']
+        row['ratio'] = row['ours_ws'] / row['ref_ws']
+        rows.append(row)
+        log(f"    ours {row['ours_ws']:.2f} windows/s ({row['ours_load']:.1f}% loading), reference {row['ref_ws']:.2f} "
+            f"({row['ref_load']:.1f}% loading): {row['ratio']:.2f}x")
+    cols = [('model', 'model', ''), ('batch', 'batch', ''), ('workers', 'workers', ''), ('ours_ws', 'ours windows/s', '.2f'),
+            ('ref_ws', 'reference windows/s', '.2f'), ('ratio', 'ours/reference', '.2f'),
+            ('ours_load', '% step loading (ours)', '.1f'), ('ref_load', '% step loading (ref)', '.1f')]
+    log(f'\nTraining throughput at the reference sizes, fp32 on the CPU, the project loop against the reference loop '
+        f'(same run, same WindowDataset cache, best of {args.compare_repeats} interleaved)')
+    log(table(rows, cols))
+    return {'rows': rows, 'steps': args.steps, 'warmup': args.warmup}
+
+
 # ------------------------------------------------------------------------------------------------ part 3: learning
 def class_oracle(data: Path, train, valid) -> dict:
     "KL of predicting for each validation window the mean training vote distribution of its true synthetic class."
@@ -350,6 +434,12 @@ def summary(res: dict) -> str:
                [('ratio_full', 'loading (best) / training (full)', '.1f'), ('share_w0', '% of step loading (0 workers)', '.1f')]
         L += [f"Data loading{when('loading')} (WindowDataset training mode, synthetic {ld.get('preset', '?')!r} cache, epoch of "
               f"{ld['rows'][0]['items'] if ld['rows'] else '?'} items incl. worker start-up):", '', md_table(ld['rows'], cols), '']
+    if 'compare' in res:
+        c = res['compare']
+        L += [f"Training step, project loop vs reference loop{when('compare')} (reference sizes, fp32, {c['steps']} timed steps):", '',
+              md_table(c['rows'], [('model', 'model', ''), ('batch', 'batch', ''), ('ours_ws', 'ours windows/s', '.2f'),
+                                   ('ref_ws', 'reference windows/s', '.2f'), ('ratio', 'ours/reference', '.2f'),
+                                   ('ours_load', '% loading (ours)', '.1f'), ('ref_load', '% loading (ref)', '.1f')]), '']
     if 'learning' in res:
         g = res['learning']
         p, f, b, o = g['prior'], g['final'], g['best_all'], g['oracle']
@@ -383,6 +473,8 @@ def main(argv=None):
     ap.add_argument('--warmup', type=int, default=2, help='throughput: untimed warm-up steps (default 2)')
     ap.add_argument('--load-workers', type=csv_ints, default=[0, 2], help='loading: num_workers values (default 0,2)')
     ap.add_argument('--load-epochs', type=int, default=1, help='loading: epochs timed per setting (default 1)')
+    ap.add_argument('--compare-workers', type=int, default=2, help='compare: DataLoader workers of both loops (default 2)')
+    ap.add_argument('--compare-repeats', type=int, default=1, help='compare: interleaved repeats, best kept (default 1)')
     ap.add_argument('--prep-workers', type=int, default=2, help='preprocessing worker processes (default 2)')
     ap.add_argument('--learn-widths', type=csv_ints, default=[8, 12, 16, 24, 32, 64], help='learning: EegModel widths (default 8,12,16,24,32,64)')
     ap.add_argument('--learn-hidden', type=int, default=64, help='learning: EegModel hidden (token) size (default 64)')
@@ -421,18 +513,22 @@ def main(argv=None):
         log('\n== Part 1: training throughput')
         res['throughput'] = part_throughput(args, learn_kw)
     data = cache = None
-    if 'loading' in args.parts or 'learning' in args.parts:
-        from hbac.preprocess import MODALITIES
-        mods = [m for m in MODALITIES if 'loading' in args.parts and
+    if {'loading', 'compare', 'learning'} & set(args.parts):
+        from hbac.preprocess import MODALITIES, RAW
+        mods = [m for m in MODALITIES if {'loading', 'compare'} & set(args.parts) and
                 (m in args.models or 'multimodal' in args.models)] or ['eeg']
         if 'learning' in args.parts and 'eeg' not in mods: mods.insert(0, 'eeg')
+        if 'eeg' in mods: mods.insert(0, RAW)     # the EEG model's windows are cut from the raw cache
         log(f'\n== Synthetic data ({args.preset}) in {root}')
         data, cache = ensure_dataset(root, args.preset, tuple(mods), args.prep_workers)
     if 'loading' in args.parts:
         log('\n== Part 2: data loading')
         res['loading'] = part_loading(args, cache, data, res.get('throughput'))
+    if 'compare' in args.parts:
+        log('\n== Part 3: project training step vs the reference loop')
+        res['compare'] = part_compare(args, cache, data)
     if 'learning' in args.parts:
-        log('\n== Part 3: learning')
+        log('\n== Part 4: learning')
         res['learning'] = part_learning(args, data, cache, learn_kw, root)
 
     env['load_end'] = loadavg(); env['seconds'] = round(time.perf_counter() - t_start, 1)

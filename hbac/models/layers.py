@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['n_params', 'freeze_modules', 'ResidualBlock1d', 'ResidualBlock2d', 'conv_bn_relu2d', 'NodeEmbedding',
+__all__ = ['n_params', 'freeze_modules', 'ResidualBlock1d', 'ResidualBlock2d', 'conv_bn_relu2d', 'chunked', 'NodeEmbedding',
            'AttentionBlock', 'NodeAttention', 'AttentionPool', 'TemperatureHead', 'NodeClassifier']
 
 # %% ../../nbs/06_layers.ipynb #2409c09a
@@ -36,13 +36,14 @@ def freeze_modules(model: nn.Module, # the model
         frozen += mods
     return frozen
 
-# %% ../../nbs/06_layers.ipynb #46594d54
+# %% ../../nbs/06_layers.ipynb #3a7f4e6a
 _LAYERS = {1: (nn.Conv1d, nn.BatchNorm1d, nn.Dropout1d, nn.MaxPool1d),
            2: (nn.Conv2d, nn.BatchNorm2d, nn.Dropout2d, nn.MaxPool2d)}
 
 class _ResidualBlock(nn.Module):
     "Residual conv block (conv-BN-ReLU-dropout-conv-BN + 1x1 shortcut, ReLU, max-pool 2); `ndim` picks 1-D or 2-D."
     ndim: int = 1
+    conv_bn_pairs = (('conv1', 'bn1'), ('conv2', 'bn2'))   # (conv, BatchNorm) attributes applied back to back: foldable for inference
     def __init__(self,
                  in_channels: int, # channels of the input
                  out_channels: int, # channels of the output
@@ -75,7 +76,7 @@ class ResidualBlock2d(_ResidualBlock):
     "Residual block over images `(N, C, H, W)` -> `(N, out_channels, ceil(H/2), ceil(W/2))`."
     ndim = 2
 
-# %% ../../nbs/06_layers.ipynb #2ea26900
+# %% ../../nbs/06_layers.ipynb #ea56e24f
 def conv_bn_relu2d(in_channels: int, # channels of the input image
                    out_channels: int, # channels of the output image
                    kernel_size: int = 3, # odd kernel size; the size of the image is kept
@@ -84,7 +85,21 @@ def conv_bn_relu2d(in_channels: int, # channels of the input image
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
                          nn.BatchNorm2d(out_channels), nn.ReLU())
 
-# %% ../../nbs/06_layers.ipynb #906e3412
+# %% ../../nbs/06_layers.ipynb #99a0ace9
+def _rows(x) -> int: return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+def chunked(fn, # maps a batch (tensor or dict of tensors) to a tensor with one row per input row
+            x, # a tensor, or a dict of tensors with the same number of rows
+            size: int | None # rows per call; None: all at once
+           ) -> torch.Tensor:
+    "`fn(x)` computed over pieces of `size` rows and concatenated along the first dimension."
+    n = _rows(x)
+    if size is None or size >= n: return fn(x)
+    if size < 1: raise ValueError(f'chunked: size must be None or >= 1, got {size}')
+    take = (lambda i: {k: v[i:i + size] for k, v in x.items()}) if isinstance(x, dict) else (lambda i: x[i:i + size])
+    return torch.cat([fn(take(i)) for i in range(0, n, size)])
+
+# %% ../../nbs/06_layers.ipynb #cf61cdf5
 class NodeEmbedding(nn.Module):
     "Add a learned embedding per node to tokens `(B, n_nodes, dim)`."
     def __init__(self,
@@ -101,7 +116,7 @@ class NodeEmbedding(nn.Module):
             raise ValueError(f'NodeEmbedding: expected tokens (batch, {self.n_nodes} nodes, dim), got shape {tuple(x.shape)}')
         return x + self.embedding(self.index)
 
-# %% ../../nbs/06_layers.ipynb #eac5b77b
+# %% ../../nbs/06_layers.ipynb #05fc088b
 class AttentionBlock(nn.Module):
     "Projection + node embedding, then post-LayerNorm self-attention and MLP residuals over `(B, n_nodes, dim)` tokens."
     def __init__(self,
@@ -144,7 +159,7 @@ class NodeAttention(nn.Module):
         for block in self.blocks: x = block(x)
         return x
 
-# %% ../../nbs/06_layers.ipynb #007d3d68
+# %% ../../nbs/06_layers.ipynb #d67e064c
 class AttentionPool(nn.Module):
     "Weighted sum of tokens `(B, n, dim)` -> `(B, dim)` with weights softmax over nodes of a linear score."
     def __init__(self,
@@ -163,7 +178,7 @@ class AttentionPool(nn.Module):
         self.last_weights = w.detach()
         return torch.einsum('bn,bnd->bd', w, x)
 
-# %% ../../nbs/06_layers.ipynb #a62c99a1
+# %% ../../nbs/06_layers.ipynb #1799a143
 class TemperatureHead(nn.Module):
     "Vectors `(B, dim)` -> log-probabilities `(B, n_classes)` = log_softmax(Linear(x) / softplus(Linear(x)))."
     def __init__(self,
@@ -178,7 +193,7 @@ class TemperatureHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.log_softmax(self.decoder(x) / self.temperature(x), dim=-1)
 
-# %% ../../nbs/06_layers.ipynb #58ae03d7
+# %% ../../nbs/06_layers.ipynb #46a3a40c
 class NodeClassifier(nn.Module):
     "Tokens `(B, n_nodes, dim)` -> log-probabilities `(B, n_classes)` via node attention, attention pooling and a temperature head."
     def __init__(self,
