@@ -201,7 +201,7 @@ def predict_proba(model, # forward(inputs) -> (B, 6) log-probabilities
         if tta: p = (p + model(mirror_inputs(inputs, modality)).float().exp())/2
     return p
 
-# %% ../nbs/11_ensemble.ipynb #56757ea6
+# %% ../nbs/11_ensemble.ipynb #3d6def06
 def _folds_table(folds, train_df, n_folds, cache):
     if folds is None:
         if n_folds is None: raise DataError('oof_predictions: the run config has no extra.n_folds; pass folds=')
@@ -232,7 +232,7 @@ def oof_predictions(run_dirs: list, # run directories, checkpoint files or folde
         ft = _folds_table(folds, labels, lm.n_folds, fold_cache)
         _, valid = split_fold(labels, ft, int(lm.fold))
         if len(valid) == 0: raise DataError(f'{lm.run_dir}: fold {lm.fold} has no validation windows')
-        ds = WindowDataset(valid, cache_dir, lm.model_name, train=False, valid_mode='all')
+        ds = WindowDataset(valid, cache_dir, lm.modality, train=False, valid_mode='all')
         probs = [predict_proba(lm.model, to_device(x, dev), tta, lm.model_name).cpu().numpy()
                  for x, _, _ in make_loader(ds, batch_size, num_workers=num_workers)]
         df = pd.DataFrame({c: valid[c].to_numpy() for c in OOF_ID_COLS if c in valid.columns})

@@ -136,7 +136,7 @@ def load_history(run_dir: Path | str # a run directory
     "epochs.csv of a run as a DataFrame (one row per epoch)."
     return pd.DataFrame(read_csv_rows(Path(run_dir)/'epochs.csv', EPOCH_COLS), columns=list(EPOCH_COLS))
 
-# %% ../nbs/09b_runs.ipynb #8c055102
+# %% ../nbs/09b_runs.ipynb #71d7d0e1
 def read_run_config(run_dir # a run directory (a folder with config.json)
                    ) -> dict:
     "The run's config.json as a dict, checked to name a known model (`extra.model_name`)."
@@ -171,6 +171,10 @@ class LoadedModel:
         self.vote_prior = None if prior is None else np.asarray(prior, np.float64)
     @property
     def inputs(self) -> tuple[str, ...]: return MODEL_INPUTS[self.model_name]
+    @property
+    def modality(self) -> str:
+        "What a `WindowDataset` serves this model: its one input, or 'multimodal' for a dict of several."
+        return self.inputs[0] if len(self.inputs) == 1 else 'multimodal'
     @property
     def label(self) -> str: return f'{self.model_name}/{self.run_dir.name}'
     def __repr__(self): return f'LoadedModel({self.model_name!r}, fold={self.fold}, checkpoint={self.checkpoint.name!r})'
