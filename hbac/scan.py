@@ -26,7 +26,7 @@ __all__ = ['SPEC_NFFT', 'SPEC_HOP', 'SPEC_AVERAGE_S', 'LABEL_SECONDS', 'eeg_spec
            'load_ensemble', 'scan_recording', 'timeline_summary', 'plot_timeline', 'write_scan', 'scan', 'cmd_scan',
            'add_scan_parser']
 
-# %% ../nbs/12a_scan.ipynb #90e6f16e
+# %% ../nbs/12a_scan.ipynb #f31f0cb6
 SPEC_NFFT = 1024                        # 5.12 s at 200 Hz: Kaggle's 0.195-Hz frequency grid
 SPEC_HOP = EEG_FS // 2                   # a periodogram every 0.5 s
 SPEC_AVERAGE_S = 2.0                     # periodograms within ± this of a row's time are averaged
@@ -62,7 +62,7 @@ def eeg_spectrogram_rows(samples: np.ndarray, # (n, 20) raw µV at 200 Hz, start
         out[i] = power[a:b].mean(0)[_REGION_ROWS].reshape(-1)
     return out
 
-# %% ../nbs/12a_scan.ipynb #e2a08fcf
+# %% ../nbs/12a_scan.ipynb #c83f4327
 LABEL_SECONDS = 10                       # the centre of a window that experts label
 
 def scan_windows(rec: Recording, # an open recording
@@ -102,7 +102,7 @@ def window_batches(rec: Recording, # an open recording
             overview.append(np.log10(np.mean(mid.reshape(4, 4, -1) ** 2, axis=(1, 2)) + 1e-6))
         yield st, {m: torch.from_numpy(np.stack([x[m] for x in items])) for m in modalities}, np.array(overview)
 
-# %% ../nbs/12a_scan.ipynb #f8cedc7e
+# %% ../nbs/12a_scan.ipynb #4cf27abd
 def load_ensemble(models, # run directories, checkpoint files or folders of runs
                   device: str = 'auto', # 'auto', 'cpu', 'cuda', ...
                   checkpoint: str | None = None # None: the ensemble's own choice (blend.json's, else best_high)
@@ -146,7 +146,7 @@ def scan_recording(rec: Recording, # an open recording
     tl.attrs['overview'] = np.concatenate(overview) if overview else np.zeros((0, 4))
     return tl
 
-# %% ../nbs/12a_scan.ipynb #3f0bf0f0
+# %% ../nbs/12a_scan.ipynb #9c4cb86f
 def timeline_summary(tl: pd.DataFrame, # from `scan_recording`
                      rec: Recording, # the recording it scanned
                      threshold: float = 0.5, # a class counts as present in a window above this probability
@@ -209,7 +209,7 @@ def write_scan(tl: pd.DataFrame, # from `scan_recording`
     with atomic_write(files['timeline']) as tmp: tl.to_csv(tmp, index=False, float_format='%.6g')
     return files
 
-# %% ../nbs/12a_scan.ipynb #686ac162
+# %% ../nbs/12a_scan.ipynb #0c3ce845
 def scan(recordings: list, # EDF/BDF/parquet files
          models, # run directories, checkpoint files or folders of runs
          out_dir, # output root: one folder per recording
