@@ -171,6 +171,16 @@ def _keep(shots: list[Path]):
         Path(dest).mkdir(parents=True, exist_ok=True)
         for p in shots: shutil.copy(p, Path(dest)/p.name)
 
+def _rendered_widget(page, control: str, left):
+    "Wait until the widget with `control` (a CSS selector inside it) has drawn every figure; its output area."
+    out = '.jp-OutputArea-output'
+    page.wait_for_selector(f'{out} {control}', timeout=left())
+    page.wait_for_selector(f'{out} .widget-output img[src^="data:image/png"]', timeout=left())
+    page.wait_for_selector(f'{out} pre:has-text("demo ready:")', timeout=left())
+    page.wait_for_function("""() => [...document.querySelectorAll('.widget-output img')]
+                                  .every(i => i.complete && i.naturalWidth > 0)""", timeout=left())
+    return page.locator(f'{out}:has({control.split()[0]})').first
+
 def test_browser_renders_widget(tmp_path):
     reason = _skip_reason()
     if reason: pytest.skip(reason)
@@ -178,12 +188,7 @@ def test_browser_renders_widget(tmp_path):
     shot = tmp_path/'eeg_browser.png'
     with _lab_notebook(tmp_path, DEMO_CELLS, 'eeg_browser', deadline) as (page, left):
         out = '.jp-OutputArea-output'
-        page.wait_for_selector(f'{out} .widget-dropdown select', timeout=left())
-        page.wait_for_selector(f'{out} .widget-output img[src^="data:image/png"]', timeout=left())
-        page.wait_for_selector(f'{out} pre:has-text("demo ready:")', timeout=left())
-        page.wait_for_function("""() => [...document.querySelectorAll('.widget-output img')]
-                                      .every(i => i.complete && i.naturalWidth > 0)""", timeout=left())
-        widget = page.locator('.jp-OutputArea-output:has(.widget-dropdown)').first
+        widget = _rendered_widget(page, '.widget-dropdown select', left)
         n_img = page.locator(f'{out} .widget-output img').count()
         labels = page.locator(f'{out} .widget-dropdown label').all_inner_texts()
         widths = page.eval_on_selector_all(f'{out} .widget-output img', 'els => els.map(e => e.naturalWidth)')
@@ -219,12 +224,7 @@ def test_recording_browser_renders_widget(tmp_path):
     shot = tmp_path/'recording_browser.png'
     with _lab_notebook(tmp_path, RECORDING_CELLS, 'recording_browser', deadline) as (page, left):
         out = '.jp-OutputArea-output'
-        page.wait_for_selector(f'{out} .widget-hslider', timeout=left())
-        page.wait_for_selector(f'{out} .widget-output img[src^="data:image/png"]', timeout=left())
-        page.wait_for_selector(f'{out} pre:has-text("demo ready:")', timeout=left())
-        page.wait_for_function("""() => [...document.querySelectorAll('.widget-output img')]
-                                      .every(i => i.complete && i.naturalWidth > 0)""", timeout=left())
-        widget = page.locator('.jp-OutputArea-output:has(.widget-hslider)').first
+        widget = _rendered_widget(page, '.widget-hslider', left)
         n_img = page.locator(f'{out} .widget-output img').count()
         sliders = widget.locator('.widget-hslider .widget-label').all_inner_texts()
         widths = page.eval_on_selector_all(f'{out} .widget-output img', 'els => els.map(e => e.naturalWidth)')
