@@ -9,36 +9,53 @@ import torch.nn as nn
 from .layers import ResidualBlock1d, NodeClassifier, n_params, chunked
 
 # %% auto #0
-__all__ = ['SignalEncoder', 'EegModel']
+__all__ = ['READOUTS', 'SignalEncoder', 'EegModel']
 
-# %% ../../nbs/07_eeg_model.ipynb #e65404ec
+# %% ../../nbs/07_eeg_model.ipynb #f8acace1
+READOUTS = ('last', 'mean', 'attention')   # how SignalEncoder turns the GRU's outputs over time into one token
+
 class SignalEncoder(nn.Module):
-    "One-channel signals `(N, 1, T)` -> embeddings `(N, hidden)`: conv, residual blocks, GRU last hidden state."
+    "One-channel signals `(N, 1, T)` -> embeddings `(N, hidden)`: conv, residual blocks, GRU, a readout over time."
     def __init__(self,
                  widths: tuple[int, ...] = (16, 24, 32, 48, 64, 96), # channels of the first conv, then of each residual block
                  kernels: tuple[int, ...] = (5, 5, 3, 3, 3), # kernel size of each residual block
                  hidden: int = 256, # GRU hidden size = embedding size
                  in_channels: int = 1, # channels of the input signal
                  stem_kernel: int = 5, # kernel size of the first convolution
+                 readout: str = 'last', # 'last' (final state, the reference), 'mean' or 'attention' over time steps
+                 bidirectional: bool = False, # GRU in both directions, hidden // 2 units each
                 ) -> None:
         super().__init__()
         if len(kernels) != len(widths) - 1:
             raise ValueError(f'SignalEncoder: need one kernel per residual block: {len(widths) - 1} blocks for widths {widths}, got kernels {kernels}')
-        self.hidden = hidden
+        if readout not in READOUTS:
+            raise ValueError(f"SignalEncoder: readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+        if bidirectional and hidden % 2:
+            raise ValueError(f'SignalEncoder: a bidirectional GRU splits hidden in two halves: hidden must be even, got {hidden}')
+        self.hidden, self.readout, self.bidirectional = hidden, readout, bidirectional
         self.stem = nn.Conv1d(in_channels, widths[0], stem_kernel, padding=stem_kernel // 2)
         self.blocks = nn.Sequential(*[ResidualBlock1d(a, b, k) for a, b, k in zip(widths[:-1], widths[1:], kernels)])
-        self.gru = nn.GRU(widths[-1], hidden, batch_first=True)
+        self.gru = nn.GRU(widths[-1], hidden // 2 if bidirectional else hidden, batch_first=True, bidirectional=bidirectional)
+        self.time_score = nn.Linear(hidden, 1) if readout == 'attention' else None
         self.conv_chunk: int | None = None       # eval mode: signals per pass of the conv stack (None: all at once)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         "Signals `(N, 1, T)` -> conv features `(N, C, T')` (in `conv_chunk` pieces in eval mode)."
         return chunked(lambda v: self.blocks(self.stem(v)), x, None if self.training else self.conv_chunk)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.gru(self.features(x).transpose(1, 2))     # (N, T', hidden)
-        return out[:, -1]
+    def time_weights(self, out: torch.Tensor) -> torch.Tensor:
+        "GRU outputs `(N, T', hidden)` -> the readout's weight of each time step `(N, T')` (summing to 1)."
+        n, t, _ = out.shape
+        if self.readout == 'mean': return out.new_full((n, t), 1 / t)
+        if self.readout == 'attention': return torch.softmax(self.time_score(out).squeeze(-1), dim=1)
+        raise ValueError(f"SignalEncoder: readout {self.readout!r} has no weights over time")
 
-# %% ../../nbs/07_eeg_model.ipynb #fa97f18f
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, h_n = self.gru(self.features(x).transpose(1, 2))     # (N, T', hidden), (directions, N, hidden/directions)
+        if self.readout == 'last': return torch.cat(list(h_n), dim=-1)   # final state(s): forward after the end, backward after the start
+        return (self.time_weights(out).unsqueeze(-1) * out).sum(1)
+
+# %% ../../nbs/07_eeg_model.ipynb #5b99445d
 class EegModel(nn.Module):
     "Raw EEG `(B, 19, T)` [16 montage, 2 midline, EKG] -> log-probabilities `(B, 6)`."
     n_brain: int = 18  # montage + midline signals sharing one encoder; the EKG comes last
@@ -49,11 +66,13 @@ class EegModel(nn.Module):
                  n_classes: int = 6, # number of classes
                  n_layers: int = 2, # node attention blocks
                  n_heads: int = 2, # attention heads
+                 readout: str = 'last', # encoder readout over time: 'last' (the reference), 'mean' or 'attention'
+                 bidirectional: bool = False, # bidirectional encoder GRUs (hidden // 2 units each way)
                 ) -> None:
         super().__init__()
         self.n_nodes, self.dim = self.n_brain + 1, hidden
-        self.encoder = SignalEncoder(widths, kernels, hidden)
-        self.ekg_encoder = SignalEncoder(widths, kernels, hidden)
+        self.encoder = SignalEncoder(widths, kernels, hidden, readout=readout, bidirectional=bidirectional)
+        self.ekg_encoder = SignalEncoder(widths, kernels, hidden, readout=readout, bidirectional=bidirectional)
         self.classifier = NodeClassifier(hidden, self.n_nodes, n_classes, per_class_temperature=False,
                                          n_layers=n_layers, n_heads=n_heads)
 
