@@ -25,9 +25,9 @@ from .plots import plot_window
 
 # %% auto #0
 __all__ = ['METHODS', 'BASELINES', 'EEG_WINDOW_FS', 'ID_KINDS', 'window_arrays', 'Attribution', 'make_baseline', 'attribute',
-           'channel_importance', 'time_profile', 'save_attributions', 'load_attribution', 'load_attributions',
-           'randomise_weights', 'randomisation_check', 'window_rows', 'interpret_run', 'cmd_interpret',
-           'add_interpret_parser']
+           'channel_importance', 'time_profile', 'time_profiles', 'save_attributions', 'load_attribution',
+           'load_attributions', 'randomise_weights', 'randomisation_check', 'window_rows', 'interpret_run',
+           'cmd_interpret', 'add_interpret_parser']
 
 # %% ../nbs/14_interpret.ipynb #51f6764c
 METHODS = ('ig', 'occlusion', 'gradcam')
@@ -271,7 +271,17 @@ def time_profile(attr: Attribution, # an attribution with an EEG part (the eeg m
     return {'centre': float(m[c0:c0 + int(centre_s * EEG_WINDOW_FS)].sum() / total),
             'last': float(m[t - int(last_s * EEG_WINDOW_FS):].sum() / total)}
 
-# %% ../nbs/14_interpret.ipynb #b0d03d35
+# %% ../nbs/14_interpret.ipynb #572a3e98
+def time_profiles(attrs: Sequence[Attribution], # attributions of many windows (those without an EEG part are skipped)
+                  centre_s: float = 10.0, # the labelled centre (seconds)
+                  last_s: float = 5.0 # the end of the window (seconds)
+                 ) -> pd.DataFrame:
+    "One row per EEG attribution: eeg id, method, target class and its shares of |mass| in the centre and at the end."
+    rows = [{'eeg_id': a.meta.get('eeg_id'), 'method': a.method, 'target': a.target_name,
+             **time_profile(a, centre_s, last_s)} for a in attrs if 'eeg' in a.arrays()]
+    return pd.DataFrame(rows, columns=['eeg_id', 'method', 'target', 'centre', 'last'])
+
+# %% ../nbs/14_interpret.ipynb #66ea5e9f
 def _jsonable(v):
     if isinstance(v, (np.integer,)): return int(v)
     if isinstance(v, (np.floating,)): return float(v)
@@ -324,7 +334,7 @@ def save_attributions(attrs: Sequence[Attribution], # attributions, one per wind
         (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()).to_csv(tmp, index=False)
     return {'arrays': arrays, 'meta': metas, 'summary': summary}
 
-# %% ../nbs/14_interpret.ipynb #ab100c18
+# %% ../nbs/14_interpret.ipynb #bf1ffdfc
 _META_FIELDS = ('method', 'target', 'model', 'modality', 'score', 'baseline', 'baseline_score')
 
 def load_attribution(path, # a .json or .npz file written by `save_attributions`, or their common stem
@@ -359,7 +369,7 @@ def load_attributions(path, # a directory written by `save_attributions`, or one
     if p.is_dir(): return [load_attribution(f) for f in sorted(p.glob('*.json'))]
     return [load_attribution(p)]
 
-# %% ../nbs/14_interpret.ipynb #83164c26
+# %% ../nbs/14_interpret.ipynb #06d81bec
 def randomise_weights(model: nn.Module, # a trained model (not modified)
                       seed: int = 0, # seed of the new random weights
                      ) -> nn.Module:
@@ -403,7 +413,7 @@ def randomisation_check(model: nn.Module, # a trained model
     return {'repeat': rho(fa, fb), 'randomised': rho(fa, fr),
             'repeat_abs': rho(np.abs(fa), np.abs(fb)), 'randomised_abs': rho(np.abs(fa), np.abs(fr))}
 
-# %% ../nbs/14_interpret.ipynb #3d8599af
+# %% ../nbs/14_interpret.ipynb #10e9ba36
 ID_KINDS = ('eeg', 'label')
 
 def window_rows(data_dir, # the Kaggle data directory
@@ -432,7 +442,7 @@ def window_rows(data_dir, # the Kaggle data directory
         parts.append(rows)
     return pd.concat(parts, ignore_index=True)
 
-# %% ../nbs/14_interpret.ipynb #ba382971
+# %% ../nbs/14_interpret.ipynb #c98c633e
 def _window_inputs(data_dir, rows: pd.DataFrame, split: str, modalities: tuple[str, ...]) -> list[dict]:
     "Per row: the raw EEG window (10000, 20) µV and the model inputs it needs, from the files."
     raws, specs, out = {}, {}, []
@@ -453,7 +463,7 @@ def _window_inputs(data_dir, rows: pd.DataFrame, split: str, modalities: tuple[s
         out.append(w)
     return out
 
-# %% ../nbs/14_interpret.ipynb #8e2ff12c
+# %% ../nbs/14_interpret.ipynb #e73a08c9
 def _savefig(fig, path: Path) -> Path:
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format='png', dpi=80)
@@ -498,6 +508,10 @@ def interpret_run(run_dir, # a run directory (config.json + checkpoints)
             a.meta.update(meta)
             attrs.append((a, w))
     paths = save_attributions([a for a, _ in attrs], out_dir)
+    profile = time_profiles([a for a, _ in attrs])
+    if len(profile):
+        with atomic_write(Path(out_dir)/'time_profile.csv') as tmp: profile.to_csv(tmp, index=False)
+        paths['time_profile'] = Path(out_dir)/'time_profile.csv'
     figs = []
     if plots:
         for (a, w), jp in zip(attrs, paths['meta']):
@@ -512,7 +526,7 @@ def interpret_run(run_dir, # a run directory (config.json + checkpoints)
             figs.append(_savefig(fig, jp.with_suffix('.png')))
     return paths | {'figures': figs}
 
-# %% ../nbs/14_interpret.ipynb #f9dd0b30
+# %% ../nbs/14_interpret.ipynb #9f5f5c4d
 def _target_arg(text: str | None):
     if text is None: return None
     return int(text) if text.lstrip('-').isdigit() else text
@@ -530,6 +544,10 @@ def cmd_interpret(args) -> int:
         print(f'hbac interpret: error: {e}', file=sys.stderr); return 2
     print(f"wrote {len(paths['meta'])} attributions to {args.out} (npz + json"
           f"{' + png' if paths['figures'] else ''}) and {paths['summary'].name}")
+    if 'time_profile' in paths:
+        mean = pd.read_csv(paths['time_profile'])[['centre', 'last']].mean()
+        print(f"EEG attribution |mass| in the centre 10 s: {mean['centre']:.1%}, in the last 5 s: {mean['last']:.1%} "
+              f"(uniform: 20.0%, 10.0%); per window in {paths['time_profile'].name}")
     return 0
 
 def add_interpret_parser(subparsers # the `add_subparsers()` object of the `hbac` parser
