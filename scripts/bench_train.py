@@ -4,6 +4,7 @@ Usage:
   .venv/bin/python scripts/bench_train.py                                   # all three parts, 600 s learning budget
   .venv/bin/python scripts/bench_train.py --parts throughput --steps 5
   .venv/bin/python scripts/bench_train.py --parts loading,learning --work /tmp/hbac_bench --budget-s 600
+  .venv/bin/python scripts/bench_train.py --parts compare                 # hbac's training step vs the reference loop
 
 Parts (--parts, comma-separated):
   throughput  windows/s of one training step (forward + backward + Adam step, KL loss, train mode) on random inputs of
@@ -14,12 +15,17 @@ Parts (--parts, comma-separated):
   loading     items/s of WindowDataset in training mode (one random window per EEG, augmentation) through the
               training loader `fit` uses (hbac.train.make_train_loader), num_workers 0 and 2, over the preprocessed
               cache of a synthetic dataset; compared with the reference model's training windows/s.
-  compare     per model at the reference size, in one run: the project's training step (hbac.train.make_train_state +
-              train_epoch over make_train_loader, i.e. what fit runs) against a reference-style step (the same
-              architecture, the reference's loop: fp32, a plain shuffling DataLoader over the same WindowDataset cache,
-              nn.KLDivLoss(batchmean), Adam), both with --compare-workers loader workers; windows/s over --steps
-              timed steps after --warmup, their ratio (at least 1.0x expected) and the share of each step spent
-              waiting for the loader (under 5% expected).
+  compare     per model (--compare-models: the four reference models at the reference size, wavenet and melcnn at their
+              registry defaults), in one run, each loop in its own fresh Python process (--threads torch threads,
+              --compare-workers loader workers, the same batch): the reference-style step (the same architecture, the
+              reference's loop: fp32, a plain shuffling DataLoader over the cache of precomputed whole-recording features,
+              i.e. WindowDataset(numerics='recording'), forward, nn.KLDivLoss(batchmean), backward, Adam step, default
+              malloc) against hbac's step (WindowDataset from the raw cache, the one input path, through
+              hbac.train.make_train_loader + make_train_state + train_epoch, i.e. what fit runs). windows/s over
+              --compare-steps timed steps after --compare-warmup (waits for data included), their ratio (at least 1.0x
+              expected), the share of that time each loop spent waiting for its loader (under 5% expected) and the
+              main process's system CPU seconds per step. --compare-loops ref,ours,ref_alloc adds the reference loop
+              with hbac.train.keep_freed_memory, to separate the allocator from the rest of the loop.
   learning    an EegModel of a CPU-affordable size (--learn-widths / --learn-hidden) trained with hbac.train.fit on fold
               --fold of --n-folds (patient GroupKFold) of the synthetic dataset, Adam lr --learn-lr (3e-4), batch 32, 'all' votes,
               for as many epochs as fit in --budget-s seconds of training (the first epoch is timed, the rest are
@@ -251,18 +257,40 @@ def part_loading(args, cache: Path, data: Path, throughput: dict | None) -> dict
 
 
 # ------------------------------------------------------------------------------------------------ part: compare
-def _timed(loader, waits: list, n: int):
-    "The first n batches of `loader`, appending (seconds spent waiting, windows) of each to `waits`."
+COMPARE_MODELS = MODELS + ('wavenet', 'melcnn')          # the reference sizes, and the two new families at their defaults
+LOOPS = {'ref': 'reference loop (plain DataLoader over the whole-recording feature cache, KLDivLoss, Adam, default malloc)',
+         'ours': 'hbac loop (WindowDataset from the raw cache, make_train_loader, make_train_state, train_epoch)',
+         'ref_alloc': 'reference loop with hbac.train.keep_freed_memory (isolates the allocator from the loop)'}
+
+def compare_modality(name: str) -> str:
+    "The WindowDataset modality a registered model reads ('multimodal' for a model of several inputs)."
+    from hbac.models.registry import MODEL_INPUTS
+    ins = MODEL_INPUTS[name]
+    return ins[0] if len(ins) == 1 else 'multimodal'
+
+def _timed(loader, log_: list, n: int):
+    "The next n batches of `loader`, appending (start time, seconds waiting for the batch, windows) of each to `log_`."
     it = iter(loader)
     for _ in range(n):
         t0 = time.perf_counter()
         try: b = next(it)
         except StopIteration: return
-        waits.append((time.perf_counter() - t0, len(b[1])))
+        log_.append((t0, time.perf_counter() - t0, len(b[1])))
         yield b
 
-def _rate(waits: list, sec: float) -> dict:
-    return {'windows_s': sum(n for _, n in waits) / sec, 'load_pct': 100 * sum(w for w, _ in waits) / sec}
+def _usage():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime, r.ru_minflt
+
+def _rate(log_: list, t_end: float, u0, u1) -> dict:
+    "windows/s over the timed steps (waits included), the share of that time spent waiting, step spread, main-process usage."
+    sec = t_end - log_[0][0]
+    steps = [b[0] - a[0] for a, b in zip(log_, log_[1:])] + [t_end - log_[-1][0]]
+    n = len(log_)
+    return {'windows_s': sum(w for _, _, w in log_) / sec, 'load_pct': 100 * sum(w for _, w, _ in log_) / sec,
+            'seconds': sec, 'steps': n, 'min_step_s': min(steps), 'max_step_s': max(steps),
+            'user_s_step': (u1[0] - u0[0]) / n, 'sys_s_step': (u1[1] - u0[1]) / n, 'faults_step': (u1[2] - u0[2]) / n}
 
 def _cycle(loader):
     "A loader's batches over and over (epochs reshuffled by the loader itself)."
@@ -279,54 +307,97 @@ def ours_step_rate(model, ds, batch: int, workers: int, steps: int, warmup: int,
     st = make_train_state(model, cfg, dev, steps_per_epoch=max(1, len(ds) // batch))
     batches = _cycle(make_train_loader(ds, cfg, dev))
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
-    waits = []
+    log_ = []
     if warmup: train_epoch(model, _timed(batches, [], warmup), st, cfg, 1)
-    sync(); t0 = time.perf_counter()
-    train_epoch(model, _timed(batches, waits, steps), st, cfg, 1)
-    sync(); sec = time.perf_counter() - t0
-    return _rate(waits, sec)
+    sync(); u0 = _usage()
+    train_epoch(model, _timed(batches, log_, steps), st, cfg, 1)
+    sync(); t_end = time.perf_counter()
+    return _rate(log_, t_end, u0, _usage())
 
 def reference_step_rate(model, ds, batch: int, workers: int, steps: int, warmup: int, seed: int) -> dict:
-    "Windows/s and loading share of the reference's loop: plain DataLoader, KLDivLoss(batchmean), Adam, fp32."
+    "Windows/s and loading share of the reference's loop: plain shuffling DataLoader, KLDivLoss(batchmean), Adam, fp32."
     import torch
     g = torch.Generator().manual_seed(seed)
     batches = _cycle(torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, generator=g))
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
     crit = torch.nn.KLDivLoss(reduction='batchmean')
     model.train()
-    def run(n, waits):
-        for x, y, _ in _timed(batches, waits, n):
+    def run(n, log_):
+        for x, y, _ in _timed(batches, log_, n):
             opt.zero_grad(); loss = crit(model(x), y.float()); loss.backward(); opt.step()
     run(warmup, [])
-    waits = []; t0 = time.perf_counter(); run(steps, waits); sec = time.perf_counter() - t0
-    return _rate(waits, sec)
+    log_ = []; u0 = _usage(); run(steps, log_)
+    return _rate(log_, time.perf_counter(), u0, _usage())
 
-def part_compare(args, cache: Path, data: Path) -> dict:
+def compare_one(args, who: str, name: str) -> dict:
+    "One loop of one model in this (fresh) process: the reference's loop reads the whole-recording features, ours the raw cache."
+    import torch
     from hbac.data import read_train_csv
     from hbac.dataset import labels_table, WindowDataset
-    table_ = labels_table(read_train_csv(data))
+    if who == 'ref_alloc':
+        from hbac.train import keep_freed_memory
+        keep_freed_memory()
+    data, cache = args.work/args.preset/'data', args.work/args.preset/'cache'
+    ds = WindowDataset(labels_table(read_train_csv(data)), cache, compare_modality(name), train=True, seed=args.seed,
+                       numerics='window' if who == 'ours' else 'recording')
+    b = args.batch or BATCH.get(name, 32)
+    model = build(name, 'full', {}, args.seed)
+    if who == 'ours': r = ours_step_rate(model, ds, b, args.compare_workers, args.compare_steps, args.compare_warmup, args.seed)
+    else: r = reference_step_rate(model, ds, b, args.compare_workers, args.compare_steps, args.compare_warmup, args.seed)
+    return dict(r, who=who, model=name, batch=b, threads=torch.get_num_threads(), params=sum(p.numel() for p in model.parameters()))
+
+def _run_child(args, who: str, name: str) -> dict:
+    "compare_one in a fresh Python process (no allocator state or warm caches carried from one loop to the next)."
+    import subprocess
+    cmd = [sys.executable, str(Path(__file__).resolve()), '--compare-one', f'{who}:{name}', '--work', str(args.work),
+           '--preset', args.preset, '--threads', str(args.threads), '--seed', str(args.seed),
+           '--compare-workers', str(args.compare_workers), '--compare-steps', str(args.compare_steps),
+           '--compare-warmup', str(args.compare_warmup)] + (['--batch', str(args.batch)] if args.batch else [])
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    res = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')]
+    if p.returncode or not res:
+        raise SystemExit(f'compare {who} {name}: the child process failed (exit {p.returncode}):\n{p.stderr[-3000:]}')
+    return json.loads(res[-1][len('RESULT '):])
+
+def part_compare(args, cache: Path, data: Path) -> dict:
     rows = []
-    for m in args.models:
-        ds = WindowDataset(table_, cache, m, train=True, seed=args.seed)
-        b = args.batch or BATCH[m]
+    for m in args.compare_models:
+        b = args.batch or BATCH.get(m, 32)
         row = {'model': m, 'batch': b, 'workers': args.compare_workers}
         for _ in range(args.compare_repeats):         # interleaved: a busy machine slows both loops alike
-            for who, fn in (('ref', reference_step_rate), ('ours', ours_step_rate)):
-                log(f'  {m:<16} {who:<4} batch {b}: {args.warmup} warm-up + {args.steps} timed steps ...')
-                r = fn(build(m, 'full', {}, args.seed), ds, b, args.compare_workers, args.steps, args.warmup, args.seed)
-                if r['windows_s'] > row.get(f'{who}_ws', 0): row[f'{who}_ws'], row[f'{who}_load'] = r['windows_s'], r['load_pct']
-        row['ratio'] = row['ours_ws'] / row['ref_ws']
+            for who in args.compare_loops:
+                log(f'  {m:<16} {who:<9} batch {b}: {args.compare_warmup} warm-up + {args.compare_steps} timed steps ...')
+                r = _run_child(args, who, m)
+                log(f"    {r['windows_s']:.2f} windows/s, {r['load_pct']:.1f}% waiting for data; per step {r['min_step_s']:.2f}-"
+                    f"{r['max_step_s']:.2f} s, main process CPU user {r['user_s_step']:.2f} s + system {r['sys_s_step']:.2f} s, "
+                    f"{r['faults_step']:,.0f} page faults")
+                if r['windows_s'] > row.get(f'{who}_ws', 0):
+                    row.update({f'{who}_{k}': r[k] for k in ('windows_s', 'load_pct', 'user_s_step', 'sys_s_step', 'faults_step')})
+                    row[f'{who}_ws'] = r['windows_s']; row['params'] = r['params']
+        if 'ref_ws' in row and 'ours_ws' in row: row['ratio'] = row['ours_ws'] / row['ref_ws']
+        if 'ref_alloc_ws' in row and 'ours_ws' in row: row['ratio_alloc'] = row['ours_ws'] / row['ref_alloc_ws']
         rows.append(row)
-        log(f"    ours {row['ours_ws']:.2f} windows/s ({row['ours_load']:.1f}% loading), reference {row['ref_ws']:.2f} "
-            f"({row['ref_load']:.1f}% loading): {row['ratio']:.2f}x")
-    cols = [('model', 'model', ''), ('batch', 'batch', ''), ('workers', 'workers', ''), ('ours_ws', 'ours windows/s', '.2f'),
-            ('ref_ws', 'reference windows/s', '.2f'), ('ratio', 'ours/reference', '.2f'),
-            ('ours_load', '% step loading (ours)', '.1f'), ('ref_load', '% step loading (ref)', '.1f')]
-    log(f'\nTraining throughput at the reference sizes, fp32 on the CPU, the project loop against the reference loop '
-        f'(same run, same WindowDataset cache, best of {args.compare_repeats} interleaved)')
-    log(table(rows, cols))
-    return {'rows': rows, 'steps': args.steps, 'warmup': args.warmup}
+        log(f"    {m}: ours {row.get('ours_ws', float('nan')):.2f} windows/s, reference {row.get('ref_ws', float('nan')):.2f}: "
+            f"{row.get('ratio', float('nan')):.2f}x")
+    log(f'\nTraining throughput at the reference sizes (wavenet, melcnn: registry defaults), fp32 on the CPU, '
+        f'{args.threads} torch threads, {args.compare_workers} loader workers, each loop in its own process '
+        f'(best of {args.compare_repeats} interleaved); {args.compare_warmup} warm-up + {args.compare_steps} timed steps')
+    for who in args.compare_loops: log(f'  {who}: {LOOPS[who]}')
+    log(table(rows, compare_cols(args.compare_loops)))
+    return {'rows': rows, 'steps': args.compare_steps, 'warmup': args.compare_warmup, 'workers': args.compare_workers,
+            'loops': list(args.compare_loops)}
 
+def compare_cols(loops) -> list[tuple[str, str, str]]:
+    cols = [('model', 'model', ''), ('batch', 'batch', '')]
+    if 'ref' in loops: cols += [('ref_ws', 'reference windows/s', '.2f')]
+    if 'ref_alloc' in loops: cols += [('ref_alloc_ws', 'ref. + allocator windows/s', '.2f')]
+    if 'ours' in loops: cols += [('ours_ws', 'hbac windows/s', '.2f')]
+    if 'ref' in loops and 'ours' in loops: cols += [('ratio', 'hbac/reference', '.2f')]
+    if 'ref_alloc' in loops and 'ours' in loops: cols += [('ratio_alloc', 'hbac/(ref. + allocator)', '.2f')]
+    if 'ours' in loops: cols += [('ours_load_pct', '% hbac waits for data', '.1f')]
+    if 'ref' in loops: cols += [('ref_load_pct', '% ref. waits for data', '.1f'), ('ref_sys_s_step', 'ref. system s/step', '.2f')]
+    if 'ours' in loops: cols += [('ours_sys_s_step', 'hbac system s/step', '.2f')]
+    return cols
 
 # ------------------------------------------------------------------------------------------------ part 3: learning
 def class_oracle(data: Path, train, valid) -> dict:
@@ -436,10 +507,10 @@ def summary(res: dict) -> str:
               f"{ld['rows'][0]['items'] if ld['rows'] else '?'} items incl. worker start-up):", '', md_table(ld['rows'], cols), '']
     if 'compare' in res:
         c = res['compare']
-        L += [f"Training step, project loop vs reference loop{when('compare')} (reference sizes, fp32, {c['steps']} timed steps):", '',
-              md_table(c['rows'], [('model', 'model', ''), ('batch', 'batch', ''), ('ours_ws', 'ours windows/s', '.2f'),
-                                   ('ref_ws', 'reference windows/s', '.2f'), ('ratio', 'ours/reference', '.2f'),
-                                   ('ours_load', '% loading (ours)', '.1f'), ('ref_load', '% loading (ref)', '.1f')]), '']
+        L += [f"Training step, hbac loop vs the reference loop{when('compare')} (reference sizes, wavenet/melcnn at their "
+              f"registry defaults; fp32, {env.get('threads', '?')} threads, {c.get('workers', '?')} loader workers, each loop in "
+              f"its own process, {c['warmup']} warm-up + {c['steps']} timed steps; windows/s over the timed steps, waits "
+              "included):", '', md_table(c['rows'], compare_cols(c.get('loops', ('ref', 'ours')))), '']
     if 'learning' in res:
         g = res['learning']
         p, f, b, o = g['prior'], g['final'], g['best_all'], g['oracle']
@@ -473,8 +544,13 @@ def main(argv=None):
     ap.add_argument('--warmup', type=int, default=2, help='throughput: untimed warm-up steps (default 2)')
     ap.add_argument('--load-workers', type=csv_ints, default=[0, 2], help='loading: num_workers values (default 0,2)')
     ap.add_argument('--load-epochs', type=int, default=1, help='loading: epochs timed per setting (default 1)')
-    ap.add_argument('--compare-workers', type=int, default=2, help='compare: DataLoader workers of both loops (default 2)')
+    ap.add_argument('--compare-models', default=','.join(COMPARE_MODELS), help=f"compare: which models (default {','.join(COMPARE_MODELS)})")
+    ap.add_argument('--compare-loops', default='ref,ours', help='compare: which loops, of ref, ours, ref_alloc (default ref,ours)')
+    ap.add_argument('--compare-workers', type=int, default=2, help='compare: DataLoader workers of every loop (default 2)')
+    ap.add_argument('--compare-steps', type=int, default=4, help='compare: timed steps per loop (default 4)')
+    ap.add_argument('--compare-warmup', type=int, default=1, help='compare: untimed warm-up steps per loop (default 1)')
     ap.add_argument('--compare-repeats', type=int, default=1, help='compare: interleaved repeats, best kept (default 1)')
+    ap.add_argument('--compare-one', default=None, help=argparse.SUPPRESS)   # internal: LOOP:MODEL, run in a child process
     ap.add_argument('--prep-workers', type=int, default=2, help='preprocessing worker processes (default 2)')
     ap.add_argument('--learn-widths', type=csv_ints, default=[8, 12, 16, 24, 32, 64], help='learning: EegModel widths (default 8,12,16,24,32,64)')
     ap.add_argument('--learn-hidden', type=int, default=64, help='learning: EegModel hidden (token) size (default 64)')
@@ -489,15 +565,23 @@ def main(argv=None):
     args.parts = [p.strip() for p in args.parts.split(',') if p.strip()]
     args.models = [m.strip() for m in args.models.split(',') if m.strip()]
     args.sizes = [s.strip() for s in args.sizes.split(',') if s.strip()]
-    for what, got, ok in (('--parts', args.parts, PARTS), ('--models', args.models, MODELS), ('--sizes', args.sizes, ('full', 'smoke', 'learn'))):
+    args.compare_models = [m.strip() for m in args.compare_models.split(',') if m.strip()]
+    args.compare_loops = [m.strip() for m in args.compare_loops.split(',') if m.strip()]
+    for what, got, ok in (('--parts', args.parts, PARTS), ('--models', args.models, MODELS), ('--sizes', args.sizes, ('full', 'smoke', 'learn')),
+                          ('--compare-models', args.compare_models, COMPARE_MODELS), ('--compare-loops', args.compare_loops, tuple(LOOPS))):
         bad = [x for x in got if x not in ok]
         if bad or not got: ap.error(f"{what}: unknown or no value {bad or got}; expected some of {', '.join(ok)}")
     if args.steps < 1 or args.warmup < 0 or args.load_epochs < 1: ap.error('--steps and --load-epochs must be >= 1, --warmup >= 0')
     if any(w < 0 for w in args.load_workers) or not args.load_workers: ap.error('--load-workers: expected integers >= 0')
     if len(args.learn_widths) < 2: ap.error('--learn-widths: expected a stem width and at least one block width')
+    if args.compare_steps < 1 or args.compare_warmup < 0: ap.error('--compare-steps must be >= 1, --compare-warmup >= 0')
 
     import torch
     torch.set_num_threads(args.threads)
+    if args.compare_one:                                  # a child of part_compare: one loop, one model, one JSON line
+        who, name = args.compare_one.split(':')
+        print('RESULT ' + json.dumps(compare_one(args, who, name)), flush=True)
+        return
     learn_kw = {'widths': list(args.learn_widths), 'kernels': ([5, 5, 3, 3, 3] + [3] * 10)[:len(args.learn_widths) - 1],
                 'hidden': args.learn_hidden}
     env = {'cpu': cpu_name(), 'cores': os.cpu_count(), 'threads': torch.get_num_threads(), 'torch': torch.__version__,
@@ -515,8 +599,11 @@ def main(argv=None):
     data = cache = None
     if {'loading', 'compare', 'learning'} & set(args.parts):
         from hbac.preprocess import MODALITIES, RAW
-        mods = [m for m in MODALITIES if {'loading', 'compare'} & set(args.parts) and
-                (m in args.models or 'multimodal' in args.models)] or ['eeg']
+        mods = [m for m in MODALITIES if 'loading' in args.parts and (m in args.models or 'multimodal' in args.models)]
+        if 'compare' in args.parts:
+            want = {compare_modality(m) for m in args.compare_models}
+            mods += [m for m in MODALITIES if m not in mods and (m in want or 'multimodal' in want)]
+        mods = [m for m in MODALITIES if m in mods] or ['eeg']
         if 'learning' in args.parts and 'eeg' not in mods: mods.insert(0, 'eeg')
         if 'eeg' in mods: mods.insert(0, RAW)     # the EEG model's windows are cut from the raw cache
         log(f'\n== Synthetic data ({args.preset}) in {root}')
