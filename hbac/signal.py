@@ -141,7 +141,7 @@ def midline_pairs(eeg: np.ndarray, # (N, 20) samples x channels in `EEG_CHANNELS
     e = np.asarray(eeg).T
     return e[_MID_A] - e[_MID_B]
 
-# %% ../nbs/02_signal.ipynb #16ab720e
+# %% ../nbs/02_signal.ipynb #81f18d81
 def downsample_mean(x: np.ndarray, # signal(s), time along the last axis
                     factor: int = DOWNSAMPLE, # samples averaged into one
                    ) -> np.ndarray:
@@ -157,13 +157,29 @@ def downsample_mean(x: np.ndarray, # signal(s), time along the last axis
     out /= factor
     return out
 
+def _median(x: np.ndarray, # values, reduced along the last axis
+            overwrite_input: bool = False, # partition `x` itself instead of a copy
+           ) -> np.ndarray:
+    "`np.median(x, axis=-1)` (same values and dtype) from one partition: the lower middle and the upper part's minimum."
+    n = x.shape[-1]; k = (n - 1) // 2
+    if n == 0: return np.median(x, axis=-1)                           # NaN and numpy's warning
+    p = x if overwrite_input and x.flags.writeable else x.copy()
+    p.partition(k, axis=-1)
+    lo = p[..., k]
+    if n % 2: m = lo.astype(np.float64 if lo.dtype.kind in 'iub' else lo.dtype)   # int -> float64, as np.median
+    else: m = np.mean(np.stack([lo, p[..., k + 1:].min(axis=-1)]), axis=0)
+    if p.dtype.kind == 'f':
+        nan = np.isnan(p).any(axis=-1)
+        if nan.any(): m = np.where(nan, np.nan, m)
+    return m
+
 def mad_std(x: np.ndarray, # values, reduced along `axis`
             axis: int = -1, # the axis to reduce
            ) -> np.ndarray:
     "Robust standard deviation: 1.4826 x median(|x - median(x)|) along `axis`."
-    x = np.asarray(x)
-    dev = np.abs(x - np.median(x, axis=axis, keepdims=True))
-    return MAD_SCALE * np.median(dev, axis=axis, overwrite_input=True)
+    x = np.moveaxis(np.asarray(x), axis, -1)
+    dev = x - _median(x)[..., None]
+    return MAD_SCALE * _median(np.abs(dev, out=dev), overwrite_input=True)
 
 # %% ../nbs/02_signal.ipynb #c23928f4
 def _pairs18(e: np.ndarray) -> np.ndarray:
@@ -243,7 +259,7 @@ def all_features(eeg: np.ndarray, # (N, 20) float32 samples x channels in `EEG_C
     if 'eeg_spectrogram' in modalities: out['eeg_spectrogram'] = _spec_from_montage(pairs18[2:])
     return out
 
-# %% ../nbs/02_signal.ipynb #a8e6a06f
+# %% ../nbs/02_signal.ipynb #75b21eb5
 def spectrogram_features(values: np.ndarray, # (T, 400) spectrogram values in file column order, `time` dropped
                         ) -> np.ndarray:
     "The `spectrogram` modality: `(4, 100, T)` float16, regions LL, RL, LP, RP, each (frequency, time)."
@@ -251,8 +267,9 @@ def spectrogram_features(values: np.ndarray, # (T, 400) spectrogram values in fi
     n_cols = len(SPEC_REGIONS) * len(SPEC_FREQS)
     if v.ndim != 2 or v.shape[1] != n_cols:
         raise DataError(f'expected spectrogram values of shape (rows, {n_cols}) without the time column, got {v.shape}')
-    v = v.astype(np.float32)          # a copy: the input is not modified
-    v[~np.isfinite(v)] = 0
-    with np.errstate(over='ignore'):
-        return np.ascontiguousarray(v.reshape(len(v), len(SPEC_REGIONS), len(SPEC_FREQS)).transpose(1, 2, 0),
-                                    dtype=np.float16)
+    img = v.T.reshape(len(SPEC_REGIONS), len(SPEC_FREQS), len(v))   # a view when `v` is read_spectrogram's transpose
+    with np.errstate(over='ignore', invalid='ignore'):
+        out = np.ascontiguousarray(img, dtype=np.float16)               # the only pass over the values
+    bad = ~np.isfinite(img)                                             # NaN/±inf of the input -> 0 (finite overflow stays inf)
+    if bad.any(): out[bad] = 0
+    return out
