@@ -207,7 +207,7 @@ def eeg_features(eeg: np.ndarray, # (N, 20) float32 samples x channels in `EEG_C
     _check_len(e.shape[1])
     return _eeg_from_pairs(e, _pairs18(e))
 
-# %% ../nbs/02_signal.ipynb #4e17c82d
+# %% ../nbs/02_signal.ipynb #0aa95e1b
 @functools.lru_cache(maxsize=4)
 def _hann(n: int) -> torch.Tensor:
     return torch.hann_window(n)    # periodic, as torch.stft expects
@@ -226,15 +226,16 @@ def _chain_images(x: torch.Tensor) -> np.ndarray:
     frames = frames[:, :, left:left + STFT_WIN]               # (16, frames, 256) view: the samples the window keeps
     buf = torch.zeros(n_frames, STFT_N_FFT)                   # zero outside the window, as torch.stft's padded window
     win = _hann(STFT_WIN)
-    mag, acc = torch.empty(n_frames, n_bins), torch.empty(n_frames, n_bins)   # one pair; the sum over its chain
+    pw, acc = torch.empty(n_frames, n_bins), torch.empty(n_frames, n_bins)    # one pair; the sum over its chain
     out = torch.empty(len(CHAINS), n_bins, n_frames)
     for i in range(len(x)):                                   # one pair at a time: small buffers that stay in cache
         torch.mul(frames[i], win, out=buf[:, left:left + STFT_WIN])
-        torch.abs(torch.fft.rfft(buf)[:, STFT_BINS[0]:STFT_BINS[1]], out=mag)   # (frames, 96), read in memory order
-        mag.div_(STFT_SCALE).clamp_(*LOG_CLIP).log_()
-        if i % 4 == 0: acc.copy_(mag)
-        else: acc.add_(mag)
-        if i % 4 == 3: torch.div(acc.T, 4, out=out[i // 4])    # chain mean, transposed once to (96, frames)
+        z = torch.view_as_real(torch.fft.rfft(buf)[:, STFT_BINS[0]:STFT_BINS[1]])   # (frames, 96, 2), memory order
+        torch.mul(z[..., 0], z[..., 0], out=pw).addcmul_(z[..., 1], z[..., 1])      # |z|^2: no square root
+        pw.div_(STFT_SCALE ** 2).clamp_(LOG_CLIP[0] ** 2, LOG_CLIP[1] ** 2).log_()  # 2 log(clip(|z| / 15))
+        if i % 4 == 0: acc.copy_(pw)
+        else: acc.add_(pw)
+        if i % 4 == 3: torch.div(acc.T, 8, out=out[i // 4])    # chain mean (and the 1/2 of the log), transposed once
     return out.numpy().astype(np.float16)
 
 def eeg_spectrogram_features(eeg: np.ndarray, # (N, 20) float32 samples x channels in `EEG_CHANNELS` order (NaN allowed)
