@@ -24,7 +24,7 @@ __all__ = ['UNIMODAL', 'RECIPE_MODELS', 'FAMILIES', 'BACKBONES', 'STAGES', 'SMOK
            'build_recipe_model', 'checkpoint_or_final', 'train_stage', 'train_fold', 'prior_row', 'run_recipe',
            'merge_summary']
 
-# %% ../nbs/10a_recipe.ipynb #8a9c8dee
+# %% ../nbs/10a_recipe.ipynb #51c0aff2
 UNIMODAL = MODALITIES   # the three single-input models, named after the input each reads
 RECIPE_MODELS = UNIMODAL + ('multimodal',)   # the reference's four models: every recipe has them
 FAMILIES = ('wavenet', 'melcnn')           # more single-input model families a recipe may add (trained like the unimodal ones)
@@ -56,6 +56,7 @@ class RecipeConfig:
     valid_mode: str = 'all'               # validation items: every labelled window of the fold ('all') or 'one_per_eeg'
     numerics: str = 'window'              # EEG inputs from each window's own samples ('window') or whole-recording features
     model_stages: dict = field(default_factory=dict)  # per-model stage settings, e.g. {'spectrogram': {'stage1': {'epochs': 3}}}
+    notes: str = ''                       # free text for people (what the recipe is for, its expected GPU cost); training ignores it
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -152,7 +153,7 @@ def save_recipe(cfg: RecipeConfig, # the recipe
     "Write a recipe as indented JSON (a file users can copy and edit)."
     path = Path(path); path.write_text(json.dumps(cfg.to_dict(), indent=1) + '\n'); return path
 
-# %% ../nbs/10a_recipe.ipynb #52721839
+# %% ../nbs/10a_recipe.ipynb #c7081442
 @dataclass
 class FoldData:
     "Labelled windows of one fold: training rows, validation rows and the vote prior of the training rows."
@@ -186,7 +187,7 @@ def fold_data(data_dir: str | Path, # the Kaggle layout (train.csv)
     tr, va = split_fold(table, patient_folds(table, n_folds), fold)
     return FoldData(fold, n_folds, tr, va)
 
-# %% ../nbs/10a_recipe.ipynb #ac1545bd
+# %% ../nbs/10a_recipe.ipynb #c4296b1c
 def run_dir_of(out_dir: str | Path, fold: int, model: str, stage: str) -> Path:
     "Where one stage of one model of one fold writes its files."
     return Path(out_dir)/f'fold{fold}'/model/stage
@@ -222,7 +223,7 @@ def train_stage(model, data: FoldData, modality: str, stage: str, cfg: RecipeCon
              'init': str(init) if init else None, 'vote_prior': [float(p) for p in data.prior]}
     return fit(model, train_ds, valid_ds, tcfg, run_dir, resume=True, extra=extra)
 
-# %% ../nbs/10a_recipe.ipynb #d613ae53
+# %% ../nbs/10a_recipe.ipynb #9b79ece1
 def train_fold(cfg: RecipeConfig,           # the recipe
                data_dir: str | Path,        # Kaggle layout (train.csv)
                cache_dir: str | Path,       # preprocessing cache of the train split
@@ -261,7 +262,7 @@ def _summary_row(data: FoldData, model: str, stage: str, r) -> dict:
     return {'fold': data.fold, 'model': model, 'stage': stage, 'epochs': r.epochs,
             **{f'kl_{k}': best.get(k, float('nan')) for k in ('all', 'high', 'low')}}
 
-# %% ../nbs/10a_recipe.ipynb #af58d643
+# %% ../nbs/10a_recipe.ipynb #d76cb82b
 def prior_row(data: FoldData) -> dict:
     "The vote-prior baseline on one fold's validation windows, as a summary row."
     v = data.valid
