@@ -152,12 +152,14 @@ def test_bundle_wheel_installs_offline(tmp_path, bundle):
     wheels = sorted((bundle/'wheels').glob('*.whl'))
     assert [w.name.split('-')[0] for w in wheels] == ['hbac']
     names = zipfile.ZipFile(wheels[0]).namelist()
-    assert {'hbac/predict.py', 'hbac/ensemble.py', 'hbac/signal.py', 'hbac/dataset.py'} <= set(names)
+    assert {'hbac/predict.py', 'hbac/ensemble.py', 'hbac/signal.py', 'hbac/dataset.py', 'hbac/models/wavenet.py',
+            'hbac/models/melcnn.py'} <= set(names)
     target = tmp_path/'site'
     r = subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', '--no-deps', '--find-links', str(bundle/'wheels'),
                         '--target', str(target), 'hbac'], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    code = f'import sys; sys.path.insert(0, {str(target)!r}); import hbac.predict, hbac; print(hbac.__file__)'
+    code = (f'import sys; sys.path.insert(0, {str(target)!r}); import hbac.predict, hbac; print(hbac.__file__); '
+            'from hbac.models.registry import build_model; [build_model(n) for n in ("wavenet", "melcnn")]')   # every family
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().startswith(str(target))
@@ -370,3 +372,29 @@ def test_notebook_with_trained_models_needs_no_flag(tmp_path, tiny, trained_run,
     sh, nb = run_notebook_nb(params)
     assert FORMAT_CHECK_BANNER not in notebook_stdout(nb)
     check_file(params['OUT'], params['DATA_DIR'])
+
+FAMILY_KWARGS = {'wavenet': {'widths': [4, 8], 'dilations': [1, 2], 'hidden': 8}, 'melcnn': {'widths': [4, 8], 'n_mels': 16}}
+
+def test_families_in_the_bundle_and_notebook(tmp_path, tiny, trained_run, bundle, no_format_check, monkeypatch):
+    "Runs of the raw-EEG families (wavenet, melcnn) ship through `hbac kaggle-bundle` and predict in the Kaggle notebook."
+    import hbac.predict
+    (whl,) = (bundle/'wheels').glob('*.whl')                         # the module bundle's wheel (installed offline above)
+    def same_wheel(out_dir): Path(out_dir).mkdir(parents=True, exist_ok=True); return Path(shutil.copy2(whl, out_dir))
+    monkeypatch.setattr(hbac.predict, 'build_wheel', same_wheel)       # no second pip run: the models are the point here
+    fam = [init_run_dir(tmp_path/'runs'/f'{m}_f0', m, kw, fold=0, n_folds=2) for m, kw in FAMILY_KWARGS.items()]
+    runs, w = [trained_run, *fam], {'eeg': 1, 'wavenet': 2, 'melcnn': 1}
+    code, out, err = _cli(['kaggle-bundle', '--models', *map(str, runs), '--out', str(tmp_path/'bundle'), '--weights', json.dumps(w)])
+    assert code == 0, err
+    b = tmp_path/'bundle'
+    assert sorted(p.name for p in (b/'models').iterdir()) == ['blend_weights.json', 'eeg_f0', 'melcnn_f0', 'wavenet_f0']
+    readme = (b/'README.md').read_text()
+    assert '| `wavenet_f0` | `best_high.pt` | wavenet |' in readme and '| `melcnn_f0` | `best_high.pt` | melcnn |' in readme
+    params = kaggle_layout(tmp_path/'k', tiny, b)
+    sh, nb = run_notebook_nb({**params, 'FORMAT_CHECK': True})          # the family runs are untrained
+    text = notebook_stdout(nb)
+    assert 'wavenet_f0 (untrained)' in text and 'melcnn_f0 (untrained)' in text, text
+    sub = check_file(params['OUT'], params['DATA_DIR'])
+    ref = predict(tiny, runs, tmp_path/'ref.csv', weights=w, device='cpu')  # the notebook blended all three
+    np.testing.assert_allclose(sub[list(VOTE_COLS)].to_numpy(), ref[list(VOTE_COLS)].to_numpy(), atol=1e-6)
+    alone = predict(tiny, [trained_run], tmp_path/'eeg.csv', device='cpu')
+    assert np.abs(_values(sub) - _values(alone)).max() > 1e-4                # the families' predictions count
