@@ -105,7 +105,7 @@ def atomic_write(path, # the final file path
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-# %% ../nbs/00_data.ipynb #983185d1
+# %% ../nbs/00_data.ipynb #eb547d20
 def _names(cols, n=8):
     cols = list(cols)
     s = ', '.join(cols[:n])
@@ -156,8 +156,9 @@ def _read_polars(path, ints, floats):
 def _read_arrow(path, ints, floats):
     try:
         pf = pq.ParquetFile(path)
-        _check_columns(path, pf.schema_arrow.names, ints + floats)
-        kinds = {c: _kind_arrow(pf.schema_arrow.field(c).type) for c in ints + floats}
+        schema = pf.schema_arrow                                    # built anew on every access: once
+        _check_columns(path, schema.names, ints + floats)
+        kinds = {c: _kind_arrow(schema.field(c).type) for c in ints + floats}
         _check_types(path, kinds, ints, 'int'); _check_types(path, kinds, floats, 'float')
         table = pf.read(columns=list(ints + floats), use_threads=False, use_pandas_metadata=False)
     except (pa.ArrowException, OSError) as e: raise _unreadable(path, e) from None
