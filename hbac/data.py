@@ -105,7 +105,7 @@ def atomic_write(path, # the final file path
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-# %% ../nbs/00_data.ipynb #eb547d20
+# %% ../nbs/00_data.ipynb #7067c11a
 def _names(cols, n=8):
     cols = list(cols)
     s = ', '.join(cols[:n])
@@ -148,9 +148,11 @@ def _read_polars(path, ints, floats):
     except (KeyboardInterrupt, SystemExit): raise
     except BaseException as e: raise _unreadable(path, e) from None      # polars' panics are BaseExceptions
     _check_columns(path, df.columns, ints + floats)
-    kinds = {c: _kind_polars(t) for c, t in df.schema.items()}
+    kinds = {c: _kind_polars(t) for c, t in zip(df.columns, df.dtypes)}
     _check_types(path, kinds, ints, 'int'); _check_types(path, kinds, floats, 'float')
-    values = df.select(floats).to_numpy() if df.height else np.empty((0, len(floats)), np.float32)
+    if not df.height: values = np.empty((0, len(floats)), np.float32)
+    elif df.columns == list(ints + floats): values = df[:, len(ints):].to_numpy()    # file order: 2x cheaper than select
+    else: values = df.select(floats).to_numpy()
     return {c: df[c].to_numpy() for c in ints}, values.T
 
 def _read_arrow(path, ints, floats):
