@@ -547,7 +547,7 @@ def main(argv=None):
     ap.add_argument('--compare-models', default=','.join(COMPARE_MODELS), help=f"compare: which models (default {','.join(COMPARE_MODELS)})")
     ap.add_argument('--compare-loops', default='ref,ours', help='compare: which loops, of ref, ours, ref_alloc (default ref,ours)')
     ap.add_argument('--compare-workers', type=int, default=2, help='compare: DataLoader workers of every loop (default 2)')
-    ap.add_argument('--compare-steps', type=int, default=4, help='compare: timed steps per loop (default 4)')
+    ap.add_argument('--compare-steps', type=int, default=3, help='compare: timed steps per loop (default 3: about 10 min for all six models on 2 cores)')
     ap.add_argument('--compare-warmup', type=int, default=1, help='compare: untimed warm-up steps per loop (default 1)')
     ap.add_argument('--compare-repeats', type=int, default=1, help='compare: interleaved repeats, best kept (default 1)')
     ap.add_argument('--compare-one', default=None, help=argparse.SUPPRESS)   # internal: LOOP:MODEL, run in a child process
