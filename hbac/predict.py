@@ -359,7 +359,7 @@ def check_submission(sub, # a DataFrame or a csv path
     if (np.abs(s - 1) > tol).any(): raise DataError(f'{name}: row {int(np.argmax(np.abs(s - 1)))} sums to {s[np.argmax(np.abs(s - 1))]!r}, not 1')
     return sub
 
-# %% ../nbs/12_predict.ipynb #f34b941b
+# %% ../nbs/12_predict.ipynb #6084bc4a
 def _weights_arg(text):
     "--weights: JSON {model: weight}, or a .json file holding that or a blend.json of `hbac cv` (its `weights`)."
     if text is None: return None
@@ -400,7 +400,7 @@ def add_predict_parser(subparsers # the `add_subparsers()` object of the `hbac` 
     s.set_defaults(func=cmd_predict)
     return s
 
-# %% ../nbs/12_predict.ipynb #97817015
+# %% ../nbs/12_predict.ipynb #e372fa17
 def _source_root():
     import hbac
     root = Path(hbac.__file__).resolve().parents[1]
@@ -516,7 +516,7 @@ def add_bundle_parser(subparsers # the `add_subparsers()` object of the `hbac` p
     s.set_defaults(func=cmd_bundle)
     return s
 
-# %% ../nbs/12_predict.ipynb #5451c390
+# %% ../nbs/12_predict.ipynb #084f2d12
 FORMAT_CHECK_ENV = 'HBAC_FORMAT_CHECK'   # set to 1 to let the Kaggle notebook run with untrained models (format check)
 FORMAT_CHECK_BANNER = 'FORMAT CHECK: untrained models, predictions are meaningless'
 
