@@ -833,7 +833,7 @@ class RecordingState(ViewState):
             self.figures[k], self._drawn[k] = fig, keys[k]
         return self.figures
 
-# %% ../nbs/15_widgets.ipynb #e1434ec9
+# %% ../nbs/15_widgets.ipynb #3db6db22
 class RecordingWidget(Display):
     "The ipywidgets display of a `RecordingState`: timeline, time slider, top-window buttons, the window's figures."
     CONTROLS = ('time', 'prev_top_button', 'next_top_button', 'info', *VIEW_CONTROLS, 'timeline_out', 'out')
@@ -888,7 +888,7 @@ class RecordingWidget(Display):
         self.info.value = (f"<b>{s['recording']}</b> at {s['start_s']:g}-{s['end_s']:g} s (window {s['window'] + 1}/"
                            f"{s['n_windows']}) &middot; predicted: {top} &middot; {rank}")
 
-# %% ../nbs/15_widgets.ipynb #292cd171
+# %% ../nbs/15_widgets.ipynb #9005373d
 class RecordingBrowser(RecordingState, BrowserUI):
     "Browse a scanned recording: its timeline, and the montage, spectrograms, prediction and attribution of any window."
     display_class = RecordingWidget
