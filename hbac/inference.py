@@ -42,7 +42,7 @@ def fold_batchnorm(model: nn.Module # a model in eval mode; changed in place
                 if _foldable(mod[i], mod[i + 1]): mod[i], mod[i + 1] = _fold(mod[i], mod[i + 1]), nn.Identity(); n += 1
     return n
 
-# %% ../nbs/10b_inference.ipynb #16061901
+# %% ../nbs/10b_inference.ipynb #c1a1a358
 _POINTWISE = getattr(torch.ops.mkldnn, '_convolution_pointwise', None) if torch.backends.mkldnn.is_available() else None
 
 class FusedConv2d(nn.Module):
@@ -101,7 +101,8 @@ class _DropHeight(nn.Module):
     "Images (N, C, 1, T) -> signals (N, C, T) (a view: channels_last stays time-major in memory)."
     def forward(self, x): return x.squeeze(2)
 
-def fuse_convolutions(model: nn.Module # a BatchNorm-folded model in eval mode (e.g. from `fold_batchnorm`); changed in place
+def fuse_convolutions(model: nn.Module, # a BatchNorm-folded model in eval mode (e.g. from `fold_batchnorm`); changed in place
+                      images: bool = True, # also the 2-D CNNs' blocks and stems (else only the EEG encoders' 1-D stacks)
                      ) -> int:
     "Replace residual blocks, conv-ReLU stems and the EEG encoders' conv stacks by fused channels_last ones; the number replaced."
     n = 0
@@ -109,7 +110,7 @@ def fuse_convolutions(model: nn.Module # a BatchNorm-folded model in eval mode (
         if isinstance(mod, SignalEncoder) and isinstance(mod.stem, nn.Conv1d) and all(isinstance(b, _ResidualBlock) for b in mod.blocks):
             mod.stem = _SignalsAs2d(mod.stem)
             mod.blocks = nn.Sequential(*[FusedResidualBlock(b) for b in mod.blocks], _DropHeight()); n += 1 + len(mod.blocks) - 1
-        elif isinstance(mod, nn.Sequential):
+        elif images and isinstance(mod, nn.Sequential):
             for i, b in enumerate(mod):
                 if isinstance(b, _ResidualBlock) and b.ndim == 2: mod[i] = FusedResidualBlock(b); n += 1
             for i in range(len(mod) - 2):
@@ -117,7 +118,7 @@ def fuse_convolutions(model: nn.Module # a BatchNorm-folded model in eval mode (
                     mod[i], mod[i + 2] = FusedConv2d(mod[i], relu=True), nn.Identity(); n += 1
     return n
 
-# %% ../nbs/10b_inference.ipynb #4282373c
+# %% ../nbs/10b_inference.ipynb #700df5b0
 CPU_CONV_CHUNK: dict[type, int] = {SignalEncoder: 18, SpectrogramModel: 4}   # signals / images per conv pass on a CPU
 
 def prepare_for_inference(model: nn.Module, # a model (any of the registry's; others get eval mode, folding and channels_last)
@@ -134,7 +135,7 @@ def prepare_for_inference(model: nn.Module, # a model (any of the registry's; ot
     for p in m.parameters(): p.requires_grad_(False)
     fold_batchnorm(m)
     if channels_last is None: channels_last = device.type in ('cpu', 'cuda')
-    if fuse if fuse is not None else channels_last: fuse_convolutions(m)
+    if fuse if fuse is not None else channels_last: fuse_convolutions(m, images=False)   # 2-D CNNs: not faster (measured)
     if channels_last and any(isinstance(x, nn.Conv2d) for x in m.modules()): m = m.to(memory_format=torch.channels_last)
     for mod in m.modules():
         if type(mod) in CPU_CONV_CHUNK: mod.conv_chunk = CPU_CONV_CHUNK[type(mod)] if device.type == 'cpu' else None
