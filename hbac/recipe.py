@@ -153,7 +153,7 @@ def save_recipe(cfg: RecipeConfig, # the recipe
     "Write a recipe as indented JSON (a file users can copy and edit)."
     path = Path(path); path.write_text(json.dumps(cfg.to_dict(), indent=1) + '\n'); return path
 
-# %% ../nbs/10a_recipe.ipynb #c7081442
+# %% ../nbs/10a_recipe.ipynb #8525c71e
 @dataclass
 class FoldData:
     "Labelled windows of one fold: training rows, validation rows and the vote prior of the training rows."
@@ -173,9 +173,11 @@ class FoldData:
                  valid_mode: str = 'all',    # validation items
                  numerics: str = 'window'    # EEG inputs from each window's samples or whole-recording features
                 ) -> tuple[WindowDataset, WindowDataset]:
-        "(training set, validation set) of one stage."
-        if not len(select_count(self.train, cfg.count_type)): raise DataError(f'fold {self.fold}: no {cfg.count_type!r} training windows')
-        tr = WindowDataset(self.train, cache_dir, modality, train=True, seed=cfg.seed, numerics=numerics, count_type=cfg.count_type)
+        "(training set, validation set) of one stage: its count type's training windows with at least `min_votes` votes."
+        train = self.train[labels_table(self.train)['count'] >= cfg.min_votes] if cfg.min_votes else self.train
+        if not len(select_count(train, cfg.count_type)):
+            raise DataError(f'fold {self.fold}: no {cfg.count_type!r} training windows with at least {cfg.min_votes} votes')
+        tr = WindowDataset(train, cache_dir, modality, train=True, seed=cfg.seed, numerics=numerics, count_type=cfg.count_type)
         return tr, WindowDataset(self.valid, cache_dir, modality, train=False, valid_mode=valid_mode, numerics=numerics)
 
 def fold_data(data_dir: str | Path, # the Kaggle layout (train.csv)
@@ -187,7 +189,7 @@ def fold_data(data_dir: str | Path, # the Kaggle layout (train.csv)
     tr, va = split_fold(table, patient_folds(table, n_folds), fold)
     return FoldData(fold, n_folds, tr, va)
 
-# %% ../nbs/10a_recipe.ipynb #c4296b1c
+# %% ../nbs/10a_recipe.ipynb #4c252b6f
 def run_dir_of(out_dir: str | Path, fold: int, model: str, stage: str) -> Path:
     "Where one stage of one model of one fold writes its files."
     return Path(out_dir)/f'fold{fold}'/model/stage
@@ -223,7 +225,7 @@ def train_stage(model, data: FoldData, modality: str, stage: str, cfg: RecipeCon
              'init': str(init) if init else None, 'vote_prior': [float(p) for p in data.prior]}
     return fit(model, train_ds, valid_ds, tcfg, run_dir, resume=True, extra=extra)
 
-# %% ../nbs/10a_recipe.ipynb #9b79ece1
+# %% ../nbs/10a_recipe.ipynb #e0a43963
 def train_fold(cfg: RecipeConfig,           # the recipe
                data_dir: str | Path,        # Kaggle layout (train.csv)
                cache_dir: str | Path,       # preprocessing cache of the train split
@@ -262,7 +264,7 @@ def _summary_row(data: FoldData, model: str, stage: str, r) -> dict:
     return {'fold': data.fold, 'model': model, 'stage': stage, 'epochs': r.epochs,
             **{f'kl_{k}': best.get(k, float('nan')) for k in ('all', 'high', 'low')}}
 
-# %% ../nbs/10a_recipe.ipynb #d76cb82b
+# %% ../nbs/10a_recipe.ipynb #1c070e42
 def prior_row(data: FoldData) -> dict:
     "The vote-prior baseline on one fold's validation windows, as a summary row."
     v = data.valid

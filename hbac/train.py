@@ -32,7 +32,7 @@ __all__ = ['SCHEDULES', 'OPTIMIZERS', 'RESUMABLE_CHANGES', 'M_TRIM_THRESHOLD', '
            'reseed_loader', 'evaluate', 'plot_learning_curves', 'RunResult', 'keep_freed_memory', 'TrainState',
            'make_train_state', 'start_run', 'train_epoch', 'validate_epoch', 'save_epoch', 'fit']
 
-# %% ../nbs/10_train.ipynb #a752eae4
+# %% ../nbs/10_train.ipynb #cd6d136b
 class ConfigError(ValueError):
     "A training configuration that cannot be used (unknown key, wrong type or value)."
 
@@ -49,6 +49,7 @@ class TrainConfig:
     weight_decay: float = 0.0            # weight decay (Adam: L2 in the gradient; AdamW: decoupled)
     optimizer: str = 'adam'              # 'adam' (the reference) or 'adamw'
     count_type: str = 'all'              # which windows the training set draws: 'all', 'upper' (>= 10 votes), 'lower'
+    min_votes: int = 0                   # training windows need at least this many expert votes (0: all; 1st place: 2, then 10)
     num_workers: int = 0                 # DataLoader worker processes
     seed: int = 42                       # seed of every random number generator
     amp: bool = True                     # mixed precision (float16 autocast + GradScaler); used on CUDA only
@@ -83,6 +84,7 @@ class TrainConfig:
         if self.weight_decay < 0: bad('weight_decay', 'expected >= 0')
         if self.count_type not in COUNT_TYPES: bad('count_type', f"expected one of {', '.join(COUNT_TYPES)}")
         if self.num_workers < 0: bad('num_workers', 'expected an integer >= 0')
+        if self.min_votes < 0: bad('min_votes', 'expected an integer >= 0')
         if self.grad_clip is not None and not self.grad_clip > 0: bad('grad_clip', 'expected None or a norm > 0')
         if self.schedule not in SCHEDULES: bad('schedule', f"expected one of {', '.join(SCHEDULES)}")
         if self.optimizer not in OPTIMIZERS: bad('optimizer', f"expected one of {', '.join(OPTIMIZERS)}")
