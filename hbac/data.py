@@ -17,7 +17,8 @@ except ImportError: pl = None          # then every read goes through pyarrow
 __all__ = ['EEG_CHANNELS', 'EEG_FS', 'EEG_WINDOW_SECONDS', 'SPEC_WINDOW_SECONDS', 'SPEC_STEP_SECONDS', 'CHAINS', 'MONTAGE',
            'MIDLINE', 'LEFT_CHANNELS', 'RIGHT_CHANNELS', 'CLASSES', 'VOTE_COLS', 'PRED_COLS', 'CONSENSUS_NAMES',
            'SPEC_REGIONS', 'SPEC_FREQS', 'SPEC_COLUMNS', 'TRAIN_COLUMNS', 'TEST_COLUMNS', 'SUBMISSION_COLUMNS',
-           'SPLITS', 'DataError', 'real_fixtures_dir', 'eeg_path', 'spectrogram_path', 'atomic_write', 'read_eeg',
+           'SPLITS', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_THRESHOLD', 'KEEP_FREED_BYTES', 'DataError',
+           'real_fixtures_dir', 'eeg_path', 'spectrogram_path', 'keep_freed_memory', 'atomic_write', 'read_eeg',
            'read_spectrogram', 'read_train_csv', 'read_test_csv', 'check_files']
 
 # %% ../nbs/00_data.ipynb #62b0d35d
@@ -87,7 +88,23 @@ def spectrogram_path(data_dir, # the Kaggle data directory
     _check_split(split)
     return Path(data_dir)/f'{split}_spectrograms'/f'{int(spectrogram_id)}.parquet'
 
-# %% ../nbs/00_data.ipynb #cb2ab037
+# %% ../nbs/00_data.ipynb #3cf43858
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3   # glibc mallopt parameters (malloc.h)
+KEEP_FREED_BYTES = 2**30                                     # training: blocks below this come from the heap; this much free heap is kept
+
+def keep_freed_memory(mmap_threshold: int = KEEP_FREED_BYTES, # blocks smaller than this are served from the heap (not mmap)
+                      trim_threshold: int | None = None, # freed heap kept before it is returned to the system (None: mmap_threshold)
+                     ) -> bool:
+    "Make glibc's malloc reuse freed memory instead of an mmap/munmap per large array; True where set (glibc), else False."
+    import ctypes, ctypes.util
+    try: libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    except OSError: return False
+    if not hasattr(libc, 'gnu_get_libc_version') or not hasattr(libc, 'mallopt'): return False
+    trim = mmap_threshold if trim_threshold is None else trim_threshold
+    settings = ((M_MMAP_THRESHOLD, mmap_threshold), (M_TRIM_THRESHOLD, trim), (M_TOP_PAD, min(mmap_threshold, 2**28)))
+    return all(libc.mallopt(k, ctypes.c_int(v)) == 1 for k, v in settings)
+
+# %% ../nbs/00_data.ipynb #72e1477d
 @contextlib.contextmanager
 def atomic_write(path, # the final file path
                  fsync: bool = False # flush the file to disk before renaming it into place
@@ -105,7 +122,7 @@ def atomic_write(path, # the final file path
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-# %% ../nbs/00_data.ipynb #7067c11a
+# %% ../nbs/00_data.ipynb #3cdbf21b
 def _names(cols, n=8):
     cols = list(cols)
     s = ', '.join(cols[:n])
@@ -183,7 +200,7 @@ def _check_length(path, n, seconds, min_seconds, unit):
     if seconds < min_seconds:
         raise DataError(f'{path}: has {n} {unit} ({seconds:.1f} s) but needs {float(min_seconds):.1f} s')
 
-# %% ../nbs/00_data.ipynb #6e662b7c
+# %% ../nbs/00_data.ipynb #1e04de62
 def read_eeg(path, # an EEG parquet file
              min_seconds: float = 0 # the shortest acceptable duration (e.g. offset + 50 for a labelled window)
             ) -> np.ndarray:
@@ -195,7 +212,7 @@ def read_eeg(path, # an EEG parquet file
     if dead: raise DataError(f'{path}: channels {_names(dead)} are all NaN')
     return x.T                                                   # (N, 20): a view of the channels-first array
 
-# %% ../nbs/00_data.ipynb #1199b730
+# %% ../nbs/00_data.ipynb #798eaef3
 def read_spectrogram(path, # a spectrogram parquet file
                      min_seconds: float = 0 # the shortest acceptable duration (rows x 2 s)
                     ) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +223,7 @@ def read_spectrogram(path, # a spectrogram parquet file
     if np.isnan(values[:, 0]).all() and np.isnan(values).all(): raise DataError(f'{path}: every value is NaN')
     return ints['time'].astype(np.int64), values.T               # (T, 400): a view of the columns-first array
 
-# %% ../nbs/00_data.ipynb #7690015f
+# %% ../nbs/00_data.ipynb #f444fb7f
 def _csv_path(data_dir_or_csv, name):
     p = Path(data_dir_or_csv)
     return p/name if p.is_dir() else p
@@ -233,7 +250,7 @@ def _numeric(path, df, col, integer):
         raise DataError(f'{path}: column {col!r} must hold {kind}s; row {i} {found} ({int(bad.sum())} bad rows)')
     return s.astype(np.int64) if integer else s
 
-# %% ../nbs/00_data.ipynb #5dc35660
+# %% ../nbs/00_data.ipynb #b93124ab
 def read_train_csv(data_dir_or_csv # the data directory or the train.csv path
                   ) -> pd.DataFrame:
     "Read and validate `train.csv`: Kaggle columns, int64 ids, offsets and vote counts >= 0."
@@ -259,7 +276,7 @@ def read_test_csv(data_dir_or_csv # the data directory or the test.csv path
     for c in TEST_COLUMNS: df[c] = _numeric(path, df, c, integer=True)
     return df
 
-# %% ../nbs/00_data.ipynb #36077782
+# %% ../nbs/00_data.ipynb #4177b79d
 def check_files(data_dir, # the Kaggle data directory
                 df: pd.DataFrame, # rows of train.csv or test.csv
                 split: str = 'train', # 'train' or 'test'

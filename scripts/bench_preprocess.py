@@ -151,8 +151,8 @@ def floor_child(data_dir, n_files):
     from hbac.data import read_train_csv, eeg_path, spectrogram_path, EEG_CHANNELS, SPEC_COLUMNS, read_eeg, read_spectrogram
     from hbac import signal as S
     from hbac.dataset import eeg_inputs
-    from hbac.preprocess import _keep_freed_memory
-    torch.set_num_threads(1); _keep_freed_memory()
+    from hbac.data import keep_freed_memory
+    torch.set_num_threads(1); keep_freed_memory(32 << 20, 128 << 20)
     df = read_train_csv(data_dir)
     eps = [eeg_path(data_dir, 'train', i) for i in sorted(df.eeg_id.unique())[:n_files]]
     sps = [spectrogram_path(data_dir, 'train', i) for i in sorted(df.spectrogram_id.unique())[:n_files]]

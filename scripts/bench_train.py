@@ -335,7 +335,7 @@ def compare_one(args, who: str, name: str) -> dict:
     from hbac.data import read_train_csv
     from hbac.dataset import labels_table, WindowDataset
     if who == 'ref_alloc':
-        from hbac.train import keep_freed_memory
+        from hbac.data import keep_freed_memory
         keep_freed_memory()
     data, cache = args.work/args.preset/'data', args.work/args.preset/'cache'
     ds = WindowDataset(labels_table(read_train_csv(data)), cache, compare_modality(name), train=True, seed=args.seed,
