@@ -14,7 +14,7 @@ from .melcnn import MelCNN
 
 # %% auto #0
 __all__ = ['MODEL_CLASSES', 'MODEL_INPUTS', 'BACKBONE_ARGS', 'register_model', 'model_names', 'model_params',
-           'unknown_model_args', 'build_model']
+           'unknown_model_args', 'build_model', 'dataset_modality']
 
 # %% ../../nbs/09a_registry.ipynb #33309d32
 MODEL_CLASSES: dict[str, type] = {'eeg': EegModel, 'eeg_spectrogram': SpectrogramModel, 'spectrogram': SpectrogramModel,
@@ -62,3 +62,11 @@ def build_model(name: str, # a registered model name
         e, es, s = (kw.pop(k, None) or {} for k in ('eeg', 'eeg_spectrogram', 'spectrogram'))
         return MultimodalModel(EegModel(**e), SpectrogramModel(**es), SpectrogramModel(**s), **kw)
     return MODEL_CLASSES[name](**kw)
+
+# %% ../../nbs/09a_registry.ipynb #92b4bd89
+def dataset_modality(name: str # a registered model name
+                    ) -> str:
+    "What a `WindowDataset` serves the model `name`: its one input, or 'multimodal' for a dict of several."
+    _check_name(name)
+    ins = MODEL_INPUTS[name]
+    return ins[0] if len(ins) == 1 else 'multimodal'
