@@ -3,19 +3,24 @@
 
 Usage: .venv/bin/python scripts/bench_predict.py [--models eeg,eeg_spectrogram,spectrogram,multimodal]
            [--batches 1,8,32,128] [--repeats 2] [--probe-windows 32] [--folds 10] [--rows 800 1000]
-           [--e2e-rows 32] [--threads N] [--device cpu] [--workdir DIR]
+           [--e2e-rows 32] [--threads N] [--device cpu] [--workdir DIR] [--no-bfloat16] [--accuracy RUNS DATA]
 
 1. Model rates: each model at the reference size (untrained weights with random BatchNorm statistics: speed does not
    depend on the values) gets forward passes in inference mode on random inputs of the Kaggle shapes, at each batch
    size of --batches, about --probe-windows windows per batch size (at least one pass); plain and prepared runs are
    interleaved and each figure is the fastest of --repeats, so a busy machine disturbs the ratios less. The prepared
-   model's largest difference in log-probabilities from the plain one is printed too.
+   model's largest difference in log-probabilities from the plain one is printed too. Unless --no-bfloat16, a third
+   version runs: prepared with precision='bfloat16' (its difference from the plain model is printed as well).
 2. Features: hbac.predict.row_inputs over the rows of a small synthetic test set (one EEG + one spectrogram each).
 3. Projection for the full ensemble (--folds folds x the models) on --rows test rows: rows x (features per row +
    folds x sum over models of 1 / windows/s) + loading the fold models, 'today' with the plain models one window at a
-   time (what predict did on a CPU before), 'now' with the prepared models at their best batch size.
+   time (what predict did on a CPU before), 'now' with the prepared models at their best batch size
+   (and 'bfloat16' with the bfloat16 ones).
 4. End to end (--e2e-rows > 0): hbac.predict.model_predictions with one run of each model over that many synthetic rows,
    forward_batch=None (the probed best batch) against forward_batch=1, windows/s including the features.
+5. Accuracy of bfloat16 (--accuracy RUNS DATA, e.g. demo_out/runs demo_out/data after `bash scripts/demo.sh`):
+   hbac.predict.predict with the trained runs in RUNS on DATA's test set in float32 and in bfloat16, each one's
+   seconds and test KL against DATA's test_votes.csv (a synthetic set), and the largest probability difference.
 """
 from __future__ import annotations
 import argparse, os, tempfile, time, warnings
@@ -54,10 +59,13 @@ def main(argv=None):
     ap.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--workdir', default=None, help='where to write the synthetic data and runs (default: a temporary folder)')
+    ap.add_argument('--no-bfloat16', action='store_true', help="skip the precision='bfloat16' version")
+    ap.add_argument('--accuracy', nargs=2, metavar=('RUNS', 'DATA'), default=None,
+                    help='trained runs and a synthetic data folder: test KL of predict in float32 and in bfloat16')
     a = ap.parse_args(argv)
     import numpy as np, pandas as pd, torch
     from hbac.models.registry import build_model
-    from hbac.inference import prepare_for_inference, batch_rates
+    from hbac.inference import prepare_for_inference, batch_rates, bfloat16_native
     from hbac.synthetic import SynthConfig, make_synthetic_dataset
     from hbac.data import read_test_csv
     from hbac.fixtures import init_run_dir
@@ -70,24 +78,28 @@ def main(argv=None):
     dev = torch.device(a.device)
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}, {os.cpu_count()} CPUs, '
           f'load average {os.getloadavg()[0]:.1f} (other work on the machine slows every figure)', flush=True)
+    print(f'bfloat16 kernels on {dev}: {bfloat16_native(dev)} (cpu capability {torch.backends.cpu.get_cpu_capability()})', flush=True)
 
     # 1. model rates, plain and prepared
     rows, err = [], {}
     for name in models:
         torch.manual_seed(0)
         plain = random_bn(build_model(name)).eval().to(dev)
-        prep = prepare_for_inference(plain, dev)
+        versions = {'plain': plain, 'prepared': prepare_for_inference(plain, dev)}
+        if not a.no_bfloat16: versions['bfloat16'] = prepare_for_inference(plain, dev, precision='bfloat16')
         x = example(name, dev)
-        with torch.inference_mode(): err[name] = float((prep(x) - plain(x)).abs().max())
-        best = {k: {b: 0.0 for b in batches} for k in ('plain', 'prepared')}
+        with torch.inference_mode():
+            for k in versions:
+                if k != 'plain': err[(name, k)] = float((versions[k](x) - plain(x)).abs().max())
+        best = {k: {b: 0.0 for b in batches} for k in versions}
         for _ in range(a.repeats):
-            for k, m in (('plain', plain), ('prepared', prep)):
+            for k, m in versions.items():
                 for b, r in batch_rates(m, x, dev, batches, a.probe_windows, stop_below=0).items():
                     best[k][b] = max(best[k][b], r)
         for k in best:
             rows.append({'model': name, 'version': k, **{f'batch {b}': best[k][b] for b in batches}})
             print(f"  {name:<16} {k:<9} " + '  '.join(f'b{b}: {best[k][b]:6.2f}' for b in batches) + ' windows/s', flush=True)
-        del plain, prep
+        del plain, versions
     df = pd.DataFrame(rows)
     cols = [f'batch {b}' for b in batches]
     df['best'] = df[cols].max(1)
@@ -97,7 +109,7 @@ def main(argv=None):
     print(f'\nwindows/s per model and batch size (reference sizes, inference mode, fastest of {a.repeats}; '
           f'load average now {os.getloadavg()[0]:.1f}):')
     print(df.to_string(index=False, float_format=lambda v: f'{v:.2f}'))
-    print('largest |log p| difference prepared vs plain: ' + ', '.join(f'{k} {v:.1e}' for k, v in err.items()))
+    print('largest |log p| difference from the plain model: ' + ', '.join(f'{m} {k} {v:.1e}' for (m, k), v in err.items()))
 
     # 2. features and model loading
     work = Path(a.workdir or tempfile.mkdtemp(prefix='hbac_bench_'))
@@ -119,13 +131,18 @@ def main(argv=None):
 
     # 3. projection
     pl, pr = df[df.version == 'plain'].set_index('model'), df[df.version == 'prepared'].set_index('model')
+    bf = df[df.version == 'bfloat16'].set_index('model')
     load_all = a.folds * sum(load_s.values())
     print(f'\nprojected full ensemble ({a.folds} folds x {len(models)} models: {", ".join(models)}), features + models + loading:')
     for n in a.rows:
         today = n * (feat_s + a.folds * sum(1 / pl.loc[m, cols[0]] for m in models)) + load_all
         now = n * (feat_s + a.folds * sum(1 / pr.loc[m, 'best'] for m in models)) + load_all
-        print(f'  {n} rows: today (plain, one window at a time) {today / 60:6.1f} min   now (prepared, best batch) '
-              f'{now / 60:6.1f} min   ({today / now:.2f}x)')
+        line = (f'  {n} rows: today (plain, one window at a time) {today / 60:6.1f} min   now (prepared, best batch) '
+                f'{now / 60:6.1f} min   ({today / now:.2f}x)')
+        if len(bf):
+            low = n * (feat_s + a.folds * sum(1 / bf.loc[m, 'best'] for m in models)) + load_all
+            line += f'   bfloat16 {low / 60:6.1f} min ({today / low:.2f}x)'
+        print(line)
 
     # 4. end to end
     if a.e2e_rows:
@@ -138,6 +155,23 @@ def main(argv=None):
         print(f'\nend to end: model_predictions, one run of each model, {a.e2e_rows} rows (features included): '
               f'forward_batch=None (probed; probe included) {a.e2e_rows / res[None]:.2f} rows/s, forward_batch=1 '
               f'{a.e2e_rows / res[1]:.2f} rows/s')
+
+    # 5. accuracy of bfloat16 on trained runs
+    if a.accuracy:
+        from hbac.predict import predict
+        from hbac.cli import test_kl
+        from hbac.data import VOTE_COLS
+        runs_dir, data_dir = a.accuracy
+        subs, secs = {}, {}
+        for prec in ('float32', 'bfloat16'):
+            t = time.perf_counter()
+            subs[prec] = predict(data_dir, [runs_dir], work/f'submission_{prec}.csv', device=str(dev), precision=prec)
+            secs[prec] = time.perf_counter() - t
+        p32, p16 = (subs[k][list(VOTE_COLS)].to_numpy(np.float64) for k in ('float32', 'bfloat16'))
+        print(f"\naccuracy on {data_dir} ({len(p32)} test rows, ensemble {subs['float32'].attrs['ensemble']['description']}):")
+        for prec, p in (('float32', p32), ('bfloat16', p16)):
+            print(f'  {prec:<9} test KL {test_kl(Path(data_dir), p):.4f}   predict {secs[prec]:.1f} s (probe included)')
+        print(f'  largest |probability difference| {np.abs(p16 - p32).max():.1e}, mean {np.abs(p16 - p32).mean():.1e}')
     return df
 
 if __name__ == '__main__': main()
