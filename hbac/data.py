@@ -19,8 +19,8 @@ __all__ = ['EEG_CHANNELS', 'EEG_FS', 'EEG_WINDOW_SECONDS', 'SPEC_WINDOW_SECONDS'
            'MIDLINE', 'LEFT_CHANNELS', 'RIGHT_CHANNELS', 'CLASSES', 'VOTE_COLS', 'PRED_COLS', 'CONSENSUS_NAMES',
            'SPEC_REGIONS', 'SPEC_FREQS', 'SPEC_COLUMNS', 'TRAIN_COLUMNS', 'TEST_COLUMNS', 'SUBMISSION_COLUMNS',
            'SPLITS', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_THRESHOLD', 'KEEP_FREED_BYTES', 'DataError',
-           'real_fixtures_dir', 'eeg_path', 'spectrogram_path', 'keep_freed_memory', 'atomic_write', 'read_eeg',
-           'read_spectrogram', 'read_train_csv', 'read_test_csv', 'check_files']
+           'real_fixtures_dir', 'eeg_path', 'spectrogram_path', 'keep_freed_memory', 'atomic_write', 'polars_usable',
+           'read_eeg', 'read_spectrogram', 'read_train_csv', 'read_test_csv', 'check_files']
 
 # %% ../nbs/00_data.ipynb #62b0d35d
 EEG_CHANNELS = ('Fp1', 'F3', 'C3', 'P3', 'F7', 'T3', 'T5', 'O1', 'Fz', 'Cz', 'Pz',
@@ -123,7 +123,7 @@ def atomic_write(path, # the final file path
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-# %% ../nbs/00_data.ipynb #f92c8a55
+# %% ../nbs/00_data.ipynb #8cac9da9
 def _names(cols, n=8):
     cols = list(cols)
     s = ', '.join(cols[:n])
@@ -131,7 +131,7 @@ def _names(cols, n=8):
 
 _POLARS_PID: int | None = None     # the process in which hbac started polars' thread pool
 
-def _use_polars() -> bool:
+def polars_usable() -> bool:
     "Whether this process may read with polars: installed, a main process (no multiprocessing child), not forked from a user of it."
     return pl is not None and _mp.parent_process() is None and _POLARS_PID in (None, os.getpid())
 
@@ -169,7 +169,7 @@ def _read_polars(path, ints, floats):
     kinds = {c: _kind_polars(t) for c, t in zip(df.columns, df.dtypes)}
     _check_types(path, kinds, ints, 'int'); _check_types(path, kinds, floats, 'float')
     if not df.height: values = np.empty((0, len(floats)), np.float32)
-    elif df.columns == list(ints + floats): values = df[:, len(ints):].to_numpy()    # file order: 2x cheaper than select
+    elif df.columns == list(ints + floats): values = df.drop(ints).to_numpy()    # file order: cheaper than select or a slice
     else: values = df.select(floats).to_numpy()
     return {c: df[c].to_numpy() for c in ints}, values.T
 
@@ -193,7 +193,7 @@ def _read_columns(path, # a parquet file whose columns must be exactly `ints` + 
     "Validated columns of a parquet file: `({int column: values}, (len(floats), rows) float32 C-contiguous)`."
     path = Path(path)
     if not path.exists(): raise DataError(f'{path}: file not found')
-    got, values = (_read_polars if _use_polars() else _read_arrow)(path, tuple(ints), tuple(floats))
+    got, values = (_read_polars if polars_usable() else _read_arrow)(path, tuple(ints), tuple(floats))
     return got, np.ascontiguousarray(values, dtype=np.float32)
 
 def _check_length(path, n, seconds, min_seconds, unit):

@@ -5,7 +5,7 @@ Usage: .venv/bin/python scripts/bench_predict.py [--models eeg,eeg_spectrogram,s
            [--batches 1,8,32,128] [--repeats 2] [--probe-windows 32] [--folds 10] [--rows 800 1000]
            [--e2e-rows 32] [--threads N] [--device cpu] [--workdir DIR] [--no-bfloat16] [--accuracy RUNS DATA]
 
-1. Model rates: each model at the reference size (untrained weights with random BatchNorm statistics: speed does not
+1. Model rates (with hbac.data.keep_freed_memory, as predict and scan run): each model at the reference size (untrained weights with random BatchNorm statistics: speed does not
    depend on the values) gets forward passes in inference mode on random inputs of the Kaggle shapes, at each batch
    size of --batches, about --probe-windows windows per batch size (at least one pass); plain and prepared runs are
    interleaved and each figure is the fastest of --repeats, so a busy machine disturbs the ratios less. The prepared
@@ -71,7 +71,9 @@ def main(argv=None):
     from hbac.fixtures import init_run_dir
     from hbac.runs import load_run
     from hbac.predict import model_predictions, row_inputs
+    from hbac.data import keep_freed_memory
     if a.threads: torch.set_num_threads(a.threads)
+    keep_freed_memory()                    # as predict and scan do: freed activations are reused, not unmapped
     warnings.simplefilter('ignore')
     models = [m.strip() for m in a.models.split(',') if m.strip()]
     batches = tuple(int(b) for b in a.batches.split(','))

@@ -201,6 +201,28 @@ def test_parity_with_reference(tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='uses /proc and SIGKILL')
+def test_spectrograms_on_threads(tiny, tmp_path, monkeypatch):
+    "In a main process the spectrogram files are read by polars on threads here; only the EEG files go to the worker processes."
+    import hbac.preprocess as P
+    from hbac.data import polars_usable
+    if not polars_usable(): pytest.skip('polars is not installed (or this is a child process): spectrograms go to the workers')
+    pooled, run_pool = [], P._run_pool
+    def spy(tasks, *a, **kw):
+        pooled.extend(t[0] for t in tasks); return run_pool(tasks, *a, **kw)
+    monkeypatch.setattr(P, '_run_pool', spy)
+    r2 = preprocess(tiny, tmp_path/'c2', ('eeg', 'spectrogram'), workers=2, progress=False)
+    n_eeg, n_spec = (pd.read_csv(tiny/'train.csv')[c].nunique() for c in ('eeg_id', 'spectrogram_id'))
+    assert r2.ok and r2.done == {'eeg': n_eeg, 'spectrogram': n_spec}, str(r2)
+    assert pooled and set(pooled) == {'eeg'}, pooled
+    r0 = preprocess(tiny, tmp_path/'c0', ('spectrogram',), workers=0, progress=False)
+    c0, c2 = FeatureCache(tmp_path/'c0', 'spectrogram'), FeatureCache(tmp_path/'c2', 'spectrogram')
+    assert r0.ok and c0.ids() == c2.ids()
+    for i in c0.ids(): np.testing.assert_array_equal(c0.load(i), c2.load(i))
+    pooled.clear()
+    r3 = preprocess(tiny, tmp_path/'c3', ('spectrogram',), workers=2, progress=False)   # spectrograms only: no pool at all
+    assert r3.ok and r3.done == {'spectrogram': n_spec} and pooled == [], (str(r3), pooled)
+
+
 def test_worker_killed_run_ends(tiny, tmp_path):
     "A worker killed by the system (as the OOM killer would) ends the run with failures reported, never a hang."
     data = replicate(tiny, tmp_path/'data', copies=10)
