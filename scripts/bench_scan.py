@@ -1,7 +1,7 @@
 """Benchmark `hbac scan` on this machine: seconds per recording-hour and peak memory.
 
 Usage: .venv/bin/python scripts/bench_scan.py [--hours 1] [--long-hours 12] [--step 10] [--parts 0,1,2,3]
-           [--breakdown-windows 64] [--workdir DIR]
+           [--breakdown-windows 64] [--precisions float32,bfloat16] [--workdir DIR]
 
 Writes a synthetic 1-hour EDF recording (200 Hz, 20 channels, hospital-style labels) and a --long-hours one made of
 the same data records repeated (an EDF is a header plus fixed-size data records, so it is written in pieces without
@@ -15,7 +15,8 @@ belongs to that run alone):
      them gives each weight 0.25, so that the scan uses all four), 1 hour;
   3. peak RSS of a scan of the 1-hour and of the long recording with a tiny EEG model (step 60 s: the reader's memory,
      not the models', is what must stay flat in the length).
-Prints seconds per recording-hour and windows/s for 1 and 2, and peak RSS for 3. Torch threads: OMP_NUM_THREADS
+Prints seconds per recording-hour and windows/s for 1 and 2 (once per precision of --precisions: `hbac scan
+--precision`), and peak RSS for 3. Torch threads: OMP_NUM_THREADS
 (default 2).
 """
 from __future__ import annotations
@@ -26,9 +27,9 @@ CHILD = r'''
 import json, resource, sys, time, warnings
 warnings.simplefilter('ignore')
 from hbac.scan import scan
-rec, runs, out, step = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+rec, runs, out, step, precision = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
 t = time.perf_counter()
-(files,) = scan([rec], [runs], out, step=step, device='cpu')
+(files,) = scan([rec], [runs], out, step=step, device='cpu', precision=precision)
 dt = time.perf_counter() - t
 import pandas as pd
 n = len(pd.read_csv(files['timeline']))
@@ -91,8 +92,8 @@ def write_recordings(work: Path, hours: float, long_hours: int) -> tuple[Path, P
             for _ in range(repeats): f.write(raw[head:])
     return short, long
 
-def child(rec, runs, out, step, code=CHILD) -> dict:
-    r = subprocess.run([sys.executable, '-c', code, str(rec), str(runs), str(out), str(step)], capture_output=True, text=True,
+def child(rec, runs, out, step, precision='float32', code=CHILD) -> dict:
+    r = subprocess.run([sys.executable, '-c', code, str(rec), str(runs), str(out), str(step), precision], capture_output=True, text=True,
                        env={**os.environ, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '2')})
     if r.returncode: raise SystemExit(f'bench_scan: the scan failed:\n{r.stderr[-2000:]}')
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -104,6 +105,7 @@ def main(argv=None):
     ap.add_argument('--step', type=float, default=10.0)
     ap.add_argument('--parts', default='0,1,2,3', help='which measurements (see above), comma-separated')
     ap.add_argument('--breakdown-windows', type=int, default=64, help='windows timed in part 0')
+    ap.add_argument('--precisions', default='float32,bfloat16', help='precisions of the scans of parts 1 and 2, comma-separated')
     ap.add_argument('--workdir', default=None)
     a = ap.parse_args(argv)
     parts = {int(p) for p in a.parts.split(',') if p.strip()}
@@ -136,12 +138,13 @@ def main(argv=None):
     rows = []
     for name, runs, part in (('one EEG model', work/'eeg_only', 1), ('one fold of four models', work/'fold', 2)):
         if part not in parts: continue
-        r = child(short, runs, work/'out'/runs.name, a.step)
-        rows.append((name, r['seconds'] / hours, r['windows'] / r['seconds'], r['rss_mb']))
+        for prec in [p.strip() for p in a.precisions.split(',') if p.strip()]:
+            r = child(short, runs, work/'out'/f'{runs.name}_{prec}', a.step, prec)
+            rows.append((name, prec, r['seconds'] / hours, r['windows'] / r['seconds'], r['rss_mb']))
     if rows:
         print(f'\nscan at step {a.step:g} s, reference-size models, torch threads {threads}:')
-        print(f'| ensemble | s per recording-hour | windows/s | peak RSS (MB) |\n|---|---|---|---|')
-        for name, sph, wps, rss in rows: print(f'| {name} | {sph:.1f} | {wps:.1f} | {rss:.0f} |', flush=True)
+        print(f'| ensemble | precision | s per recording-hour | windows/s | peak RSS (MB) |\n|---|---|---|---|---|')
+        for name, prec, sph, wps, rss in rows: print(f'| {name} | {prec} | {sph:.1f} | {wps:.1f} | {rss:.0f} |', flush=True)
     if 3 in parts:
         mem = []
         for rec, h in ((short, hours), (long, a.long_hours)):
