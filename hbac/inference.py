@@ -17,7 +17,7 @@ from .models.spectrogram import SpectrogramModel
 # %% auto #0
 __all__ = ['PRECISIONS', 'CPU_CONV_CHUNK', 'BATCH_CACHE', 'CPU_BATCH_CANDIDATES', 'BATCH_CANDIDATES', 'fold_batchnorm',
            'FusedConv2d', 'FusedResidualBlock', 'fuse_convolutions', 'bfloat16_native', 'Autocast',
-           'prepare_for_inference', 'batch_candidates', 'batch_rates', 'best_batch_size', 'torch_threads']
+           'prepare_for_inference', 'batch_candidates', 'BatchSizer', 'batch_rates', 'torch_threads']
 
 # %% ../nbs/10b_inference.ipynb #cb2ae966
 def _foldable(conv, bn) -> bool:
@@ -183,22 +183,83 @@ def prepare_for_inference(model: nn.Module, # a model (any of the registry's; ot
     m.prepared_for = mark
     return m
 
-# %% ../nbs/10b_inference.ipynb #93054d4d
-BATCH_CACHE: dict[tuple, int] = {}   # best_batch_size's results: (class, parameter shapes, device, threads, candidates) -> batch size
-CPU_BATCH_CANDIDATES = (1, 8, 32)    # on a CPU 128 gained at most 4 % over these (bench_predict) and costs the probe 128 windows
+# %% ../nbs/10b_inference.ipynb #4abe87a2
+BATCH_CACHE: dict[tuple, int] = {}   # BatchSizer's choices: (class, parameter shapes, device, threads, candidates) -> batch size
+CPU_BATCH_CANDIDATES = (1, 8, 32)    # on a CPU 128 gained at most 4 % over these (bench_predict)
 BATCH_CANDIDATES = (1, 8, 32, 128)   # other devices (a GPU): large batches are where they are fast
 
 def batch_candidates(device: torch.device | str # the device the model runs on
                     ) -> tuple[int, ...]:
-    "The batch sizes `best_batch_size` tries on `device` by default, in increasing order."
+    "The batch sizes `BatchSizer` tries on `device` by default, in increasing order."
     return CPU_BATCH_CANDIDATES if torch.device(device).type == 'cpu' else BATCH_CANDIDATES
 
 def _repeat_rows(x, b: int):
     if isinstance(x, dict): return {k: _repeat_rows(v, b) for k, v in x.items()}
     return x[:1].expand(b, *x.shape[1:]).contiguous()
 
+def _take(x, i: int, j: int):
+    return {k: v[i:j] for k, v in x.items()} if isinstance(x, dict) else x[i:j]
+
 def _sync(device: torch.device):
     if device.type == 'cuda': torch.cuda.synchronize(device)
+
+def _check_candidates(candidates, who: str) -> tuple[int, ...]:
+    c = tuple(candidates)
+    if not c or any(b < 1 for b in c) or list(c) != sorted(set(c)):
+        raise ValueError(f'{who}: candidates must be increasing batch sizes >= 1, got {c}')
+    return c
+
+class BatchSizer:
+    "Runs a model over rows in passes of the fastest batch size, chosen on the job: the first windows try each candidate."
+    def __init__(self,
+                 model: nn.Module, # the model as it will run (e.g. `prepare_for_inference`'s)
+                 device: torch.device | str | None = None, # the model's device (None: that of its first parameter)
+                 candidates: Sequence[int] | None = None, # batch sizes to try, increasing (None: `batch_candidates(device)`)
+                 probe_windows: int = 32, # windows timed per candidate (at least one timed pass each)
+                 stop_below: float = 0.8, # stop trying larger sizes when one runs below this fraction of the best so far
+                 size: int | None = None, # a fixed batch size instead (nothing is timed)
+                ):
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.candidates = _check_candidates(batch_candidates(self.device) if candidates is None else candidates, 'BatchSizer')
+        if size is not None and size < 1: raise ValueError(f'BatchSizer: size must be None or >= 1, got {size}')
+        self.key = (type(model).__qualname__, tuple(tuple(p.shape) for p in model.parameters()), str(self.device),
+                    torch.get_num_threads(), self.candidates)
+        self.probe_windows, self.stop_below = probe_windows, stop_below
+        self.size = size if size is not None else BATCH_CACHE.get(self.key)   # None while probing
+        self.rates: dict[int, float] = {}                                      # windows/s of the candidates probed
+        self._i, self._passes, self._rows, self._seconds, self._warm = 0, 0, 0, 0.0, False
+
+    @property
+    def rows_per_call(self) -> int:
+        "Rows worth passing per call: the chosen size, or the largest candidate while probing."
+        return self.size if self.size is not None else self.candidates[-1]
+
+    def _close(self, b: int) -> None:
+        "The current candidate is timed: record its rate; go on to the next one, or choose."
+        self.rates[b] = self._rows / self._seconds if self._seconds > 0 else float('inf')
+        self._i, self._passes, self._rows, self._seconds, self._warm = self._i + 1, 0, 0, 0.0, False
+        if self._i == len(self.candidates) or self.rates[b] < self.stop_below * max(self.rates.values()):
+            self.size = max(self.rates, key=self.rates.get)
+            BATCH_CACHE[self.key] = self.size
+
+    def __call__(self, fn, # maps a batch (tensor or dict of tensors) to a tensor with one row per input row
+                 x, # the rows to compute (tensor or dict of tensors, as `fn` takes them)
+                ) -> torch.Tensor:
+        "`fn(x)` computed in passes of the current batch size (timed while probing), concatenated along the rows."
+        n, out, i = _rows(x), [], 0
+        while i < n:
+            if self.size is None and self.key in BATCH_CACHE: self.size = BATCH_CACHE[self.key]   # another of its kind chose
+            if self.size is not None:
+                out.append(chunked(fn, _take(x, i, n), self.size)); break
+            b = self.candidates[self._i]
+            piece = _take(x, i, min(n, i + b)); k = _rows(piece)
+            t = time.perf_counter(); out.append(fn(piece)); _sync(self.device); dt = time.perf_counter() - t
+            i += k
+            if k < b: continue                                   # a partial pass (the end of the rows) is not timed
+            if not self._warm: self._warm = True; continue       # a size's first pass pays its first-call costs
+            self._passes += 1; self._rows += k; self._seconds += dt
+            if self._passes >= max(1, round(self.probe_windows / b)): self._close(b)
+        return out[0] if len(out) == 1 else torch.cat(out)
 
 def batch_rates(model: nn.Module, # the model as it will run (e.g. `prepare_for_inference`'s)
                 example_inputs, # a batch (tensor or dict of tensors) of at least one row, on the model's device
@@ -207,9 +268,9 @@ def batch_rates(model: nn.Module, # the model as it will run (e.g. `prepare_for_
                 probe_windows: int = 32, # windows timed per candidate (at least one forward pass each)
                 stop_below: float = 0.8, # stop when a candidate runs below this fraction of the best rate so far
                ) -> dict[int, float]:
-    "Windows/s of `model` for each candidate batch size (timed forward passes in inference mode)."
+    "Windows/s of `model` for each candidate batch size on copies of the first row (timed forward passes in inference mode)."
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    if not candidates or any(b < 1 for b in candidates): raise ValueError(f'batch_rates: candidates must be batch sizes >= 1, got {candidates}')
+    candidates = _check_candidates(candidates, 'batch_rates')
     if _rows(example_inputs) < 1: raise ValueError('batch_rates: example_inputs has no rows')
     rates = {}
     with torch.inference_mode():
@@ -222,23 +283,6 @@ def batch_rates(model: nn.Module, # the model as it will run (e.g. `prepare_for_
             rates[b] = n * b / (time.perf_counter() - t)
             if rates[b] < stop_below * max(rates.values()): break
     return rates
-
-def best_batch_size(model: nn.Module, # the model as it will run (e.g. `prepare_for_inference`'s)
-                    example_inputs, # a batch (tensor or dict of tensors) of at least one row, on the model's device
-                    device: torch.device | str | None = None, # the model's device (None: that of its first parameter)
-                    candidates: Sequence[int] | None = None, # batch sizes to try, in increasing order (None: `batch_candidates(device)`)
-                    cache: bool = True, # reuse the result for models of the same class and sizes on the same device
-                   ) -> int:
-    "The candidate batch size with the most windows/s for this model on this device (probed once, cached)."
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    candidates = batch_candidates(device) if candidates is None else tuple(candidates)
-    key = (type(model).__qualname__, tuple(tuple(p.shape) for p in model.parameters()), str(device),
-           torch.get_num_threads(), tuple(candidates))
-    if cache and key in BATCH_CACHE: return BATCH_CACHE[key]
-    rates = batch_rates(model, example_inputs, device, candidates)
-    best = max(rates, key=rates.get)
-    if cache: BATCH_CACHE[key] = best
-    return best
 
 # %% ../nbs/10b_inference.ipynb #90039711
 @contextlib.contextmanager

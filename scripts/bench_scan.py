@@ -9,7 +9,7 @@ ever holding the long recording in memory). Each measurement is a fresh child pr
 belongs to that run alone):
   0. where the time goes (one fold of the four models, the first --breakdown-windows windows of the 1-hour recording,
      extrapolated to seconds per recording-hour): the window inputs (all three modalities, once for all models) on
-     1 and on 2 torch threads, and each prepared model at its probed batch size;
+     1 and on 2 torch threads, and each prepared model at the batch size its BatchSizer chose on those windows;
   1. one EEG model (reference size, untrained weights: speed does not depend on the values), step --step s, 1 hour;
   2. one fold of all four reference-size models (eeg, eeg_spectrogram, spectrogram, multimodal; a blend.json beside
      them gives each weight 0.25, so that the scan uses all four), 1 hour;
@@ -42,8 +42,7 @@ warnings.simplefilter('ignore')
 import torch
 from hbac.recordings import open_recording
 from hbac.scan import load_ensemble, scan_windows, window_batches, _model_input
-from hbac.inference import prepare_for_inference, best_batch_size, torch_threads
-from hbac.models.layers import chunked
+from hbac.inference import prepare_for_inference, BatchSizer, torch_threads
 from hbac.ensemble import predict_proba
 from hbac.signal import MODALITIES
 rec_path, runs, step, n = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
@@ -59,11 +58,11 @@ for th in (1, 2):
         out[f'inputs on {th} thread' + ('s' if th > 1 else '')] = [(time.perf_counter() - t) / len(starts), None]
 x = {m: torch.cat([b[1][m] for b in batches]) for m in needed}
 for lm in loaded:
-    first = _model_input(batches[0][1], lm, 'cpu')
-    fb = best_batch_size(lm.model, first, 'cpu')
-    inp = _model_input(x, lm, 'cpu')
-    t = time.perf_counter(); chunked(lambda v: predict_proba(lm.model, v, False, lm.model_name), inp, fb)
-    out[lm.model_name] = [(time.perf_counter() - t) / len(starts), fb]
+    inp, sizer = _model_input(x, lm, 'cpu'), BatchSizer(lm.model, 'cpu')
+    fn = lambda v: predict_proba(lm.model, v, False, lm.model_name)
+    while sizer.size is None: sizer(fn, inp)                    # the probe (on these windows), then time the chosen size
+    t = time.perf_counter(); sizer(fn, inp)
+    out[lm.model_name] = [(time.perf_counter() - t) / len(starts), sizer.size]
 print(json.dumps(out))
 """
 
