@@ -59,6 +59,7 @@ for th in (1, 2):
 x = {m: torch.cat([b[1][m] for b in batches]) for m in needed}
 for lm in loaded:
     inp, sizer = _model_input(x, lm, 'cpu'), BatchSizer(lm.model, 'cpu')
+    if len(starts) < sizer.candidates[-1]: raise SystemExit(f'--breakdown-windows must be at least {sizer.candidates[-1]}')
     fn = lambda v: predict_proba(lm.model, v, False, lm.model_name)
     while sizer.size is None: sizer(fn, inp)                    # the probe (on these windows), then time the chosen size
     t = time.perf_counter(); sizer(fn, inp)

@@ -85,8 +85,12 @@ def conv_bn_relu2d(in_channels: int, # channels of the input image
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
                          nn.BatchNorm2d(out_channels), nn.ReLU())
 
-# %% ../../nbs/06_layers.ipynb #99a0ace9
+# %% ../../nbs/06_layers.ipynb #abd728eb
 def _rows(x) -> int: return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+def _take(x, i: int, j: int):
+    "Rows i:j of a tensor, or of each tensor of a dict."
+    return {k: v[i:j] for k, v in x.items()} if isinstance(x, dict) else x[i:j]
 
 def chunked(fn, # maps a batch (tensor or dict of tensors) to a tensor with one row per input row
             x, # a tensor, or a dict of tensors with the same number of rows
@@ -96,8 +100,7 @@ def chunked(fn, # maps a batch (tensor or dict of tensors) to a tensor with one 
     n = _rows(x)
     if size is None or size >= n: return fn(x)
     if size < 1: raise ValueError(f'chunked: size must be None or >= 1, got {size}')
-    take = (lambda i: {k: v[i:i + size] for k, v in x.items()}) if isinstance(x, dict) else (lambda i: x[i:i + size])
-    return torch.cat([fn(take(i)) for i in range(0, n, size)])
+    return torch.cat([fn(_take(x, i, i + size)) for i in range(0, n, size)])
 
 # %% ../../nbs/06_layers.ipynb #cf61cdf5
 class NodeEmbedding(nn.Module):
