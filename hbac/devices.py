@@ -14,9 +14,9 @@ from torch import nn
 from torch.utils.data import Sampler
 
 # %% auto #0
-__all__ = ['pick_device', 'use_amp', 'to_device', 'set_seed', 'seed_worker', 'get_rng_state', 'set_rng_state', 'DistInfo',
-           'init_distributed', 'cleanup_distributed', 'rank_and_world', 'unwrap', 'ShardSampler', 'per_rank_batch_size',
-           'broadcast_model_state', 'all_reduce_sum', 'barrier']
+__all__ = ['pick_device', 'use_amp', 'use_channels_last', 'to_channels_last', 'to_device', 'set_seed', 'seed_worker',
+           'get_rng_state', 'set_rng_state', 'DistInfo', 'init_distributed', 'cleanup_distributed', 'rank_and_world',
+           'unwrap', 'ShardSampler', 'per_rank_batch_size', 'broadcast_model_state', 'all_reduce_sum', 'barrier']
 
 # %% ../nbs/04a_devices.ipynb #f9c8dc21
 def pick_device(pref: str = 'auto' # 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'
@@ -40,6 +40,18 @@ def use_amp(amp: bool,            # mixed precision asked for (e.g. `TrainConfig
            ) -> bool:
     "Whether to run with mixed precision: only when asked for and on CUDA."
     return bool(amp) and device.type == 'cuda'
+
+def use_channels_last(on: bool | None,      # channels_last asked for (e.g. `TrainConfig.channels_last`); None: where it is faster
+                      device: torch.device  # the device in use
+                     ) -> bool:
+    "Whether 2-D convolutions run on channels_last images: as asked, else on the CPU and CUDA (not MPS)."
+    return bool(on) if on is not None else device.type in ('cpu', 'cuda')
+
+def to_channels_last(model: nn.Module # changed in place
+                    ) -> nn.Module:
+    "`model` with the weights of its 2-D convolutions in channels_last memory (a model without any is left alone)."
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()): model.to(memory_format=torch.channels_last)
+    return model
 
 def to_device(x, # a Tensor, or a dict/list/tuple of them
               device: torch.device) -> Any:

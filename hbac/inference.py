@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+from .devices import use_channels_last, to_channels_last
 from .models.layers import chunked, _rows, _take, _ResidualBlock
 from .models.eeg import SignalEncoder
 from .models.spectrogram import SpectrogramModel
@@ -171,9 +172,9 @@ def prepare_for_inference(model: nn.Module, # a model (any of the registry's; ot
     m = m.to(device).eval()
     for p in m.parameters(): p.requires_grad_(False)
     fold_batchnorm(m)
-    if channels_last is None: channels_last = device.type in ('cpu', 'cuda')
+    channels_last = use_channels_last(channels_last, device)
     if fuse if fuse is not None else channels_last: fuse_convolutions(m, images=False)   # 2-D CNNs: not faster (measured)
-    if channels_last and any(isinstance(x, nn.Conv2d) for x in m.modules()): m = m.to(memory_format=torch.channels_last)
+    if channels_last: to_channels_last(m)
     for mod in m.modules():
         if type(mod) in CPU_CONV_CHUNK: mod.conv_chunk = CPU_CONV_CHUNK[type(mod)] if device.type == 'cpu' else None
         if isinstance(mod, FusedConv2d) and precision == 'bfloat16': mod.to(torch.bfloat16)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 from .metrics import SUBSETS, COUNT_TYPES, kl_rows_torch, subset_scores
-from .devices import (init_distributed, rank_and_world, unwrap, use_amp, to_device, per_rank_batch_size, ShardSampler,
+from .devices import (init_distributed, rank_and_world, unwrap, use_amp, use_channels_last, to_channels_last, to_device, per_rank_batch_size, ShardSampler,
                           broadcast_model_state, all_reduce_sum, barrier, set_seed, seed_worker, get_rng_state, set_rng_state)
 from .runs import (STEP_COLS, EPOCH_COLS, RUN_FILES, save_checkpoint, load_checkpoint, write_run_config, read_csv_rows,
                        csv_line, write_csv_rows, load_history)
@@ -52,6 +52,7 @@ class TrainConfig:
     num_workers: int = 0                 # DataLoader worker processes
     seed: int = 42                       # seed of every random number generator
     amp: bool = True                     # mixed precision (float16 autocast + GradScaler); used on CUDA only
+    channels_last: bool | None = None    # 2-D convolutions on channels_last images (None: on CPU and CUDA, where it is faster)
     grad_clip: float | None = None       # clip the gradient norm to this value (None: no clipping)
     schedule: str = 'constant'           # learning rate per step: 'constant' (the recipe), 'cosine' (to 0) or 'onecycle' (30 % warm-up)
     freeze: tuple[str, ...] = ()         # module-name prefixes to freeze (no gradient, kept in eval mode)
@@ -239,7 +240,7 @@ def plot_learning_curves(run_dir: Path | str, # a run directory written by `fit`
     return fig
 
 # %% ../nbs/10_train.ipynb #310ada1e
-RESUMABLE_CHANGES = ('epochs', 'num_workers', 'log_every', 'progress', 'device', 'valid_batch_size')
+RESUMABLE_CHANGES = ('epochs', 'num_workers', 'log_every', 'progress', 'device', 'valid_batch_size', 'channels_last')
 
 @dataclass
 class RunResult:
@@ -314,13 +315,14 @@ def make_train_state(model: nn.Module, # the unwrapped model, on `device`
                      device: torch.device, # where it trains
                      steps_per_epoch: int # batches per epoch (for the schedule)
                     ) -> TrainState:
-    "Adam over the trainable parameters, the learning-rate schedule and the AMP scaler of a fresh run (malloc keeps freed memory)."
+    "Adam over the trainable parameters, the schedule and the AMP scaler of a fresh run (channels_last 2-D convs, malloc keeps freed memory)."
     try: frozen = freeze_modules(model, cfg.freeze)
     except ValueError as e: raise ConfigError(f'TrainConfig.freeze: {e}') from None
     params = [p for p in model.parameters() if p.requires_grad]
     if not params: raise ConfigError('nothing to train: every parameter is frozen')
     keep_freed_memory()                  # CPU steps: no mmap/munmap (page faults) per large tensor
     amp = use_amp(cfg.amp, device)
+    if use_channels_last(cfg.channels_last, device): to_channels_last(model)   # oneDNN/cuDNN's fast layout for 2-D convolutions
     opt = (torch.optim.AdamW if cfg.optimizer == 'adamw' else torch.optim.Adam)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch * cfg.epochs))
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.ema is not None else None
