@@ -103,7 +103,7 @@ class _SignalsAs2d(nn.Module):
     def forward(self, x): return self.conv(x.unsqueeze(2).contiguous(memory_format=torch.channels_last))
 
 class _DropHeight(nn.Module):
-    "Images (N, C, 1, T) -> float32 signals (N, C, T) (a view: channels_last stays time-major in memory; the GRU runs in float32)."
+    "Images (N, C, 1, T) -> float32 signals (N, C, T) (a view: channels_last stays time-major in memory; the GRU takes float32)."
     def forward(self, x): return x.squeeze(2).float()
 
 def fuse_convolutions(model: nn.Module, # a BatchNorm-folded model in eval mode (e.g. from `fold_batchnorm`); changed in place

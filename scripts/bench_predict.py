@@ -11,6 +11,7 @@ Usage: .venv/bin/python scripts/bench_predict.py [--models eeg,eeg_spectrogram,s
    interleaved and each figure is the fastest of --repeats, so a busy machine disturbs the ratios less. The prepared
    model's largest difference in log-probabilities from the plain one is printed too. Unless --no-bfloat16, a third
    version runs: prepared with precision='bfloat16' (its difference from the plain model is printed as well).
+   Each model's work per window (GFLOP, torch.utils.flop_counter) and the GFLOP/s of its best rate are printed too.
 2. Features: hbac.predict.row_inputs over the rows of a small synthetic test set (one EEG + one spectrogram each),
    the fastest of max(2, --repeats) passes.
 3. Projection for the full ensemble (--folds folds x the models) on --rows test rows: rows x (features per row +
@@ -46,6 +47,13 @@ def example(name, device):
     eeg = lambda: torch.randn(1, 19, EEG_WINDOW, generator=g).to(device)
     img = lambda: torch.randn(1, 4, *IMAGE_SIZE, generator=g).to(device)
     return {'eeg': eeg(), 'eeg_spectrogram': img(), 'spectrogram': img()} if name == 'multimodal' else eeg() if name == 'eeg' else img()
+
+def window_gflop(model, x) -> float:
+    "GFLOP of one forward pass of one window (torch.utils.flop_counter: convolutions and matrix products)."
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc: model(x)
+    return fc.get_total_flops() / 1e9
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -84,10 +92,11 @@ def main(argv=None):
     print(f'bfloat16 kernels on {dev}: {bfloat16_native(dev)} (cpu capability {torch.backends.cpu.get_cpu_capability()})', flush=True)
 
     # 1. model rates, plain and prepared
-    rows, err = [], {}
+    rows, err, gflop = [], {}, {}
     for name in models:
         torch.manual_seed(0)
         plain = random_bn(build_model(name)).eval().to(dev)
+        gflop[name] = window_gflop(plain, example(name, dev))
         versions = {'plain': plain, 'prepared': prepare_for_inference(plain, dev)}
         if not a.no_bfloat16: versions['bfloat16'] = prepare_for_inference(plain, dev, precision='bfloat16')
         x = example(name, dev)
@@ -109,9 +118,11 @@ def main(argv=None):
     df['best batch'] = df[cols].idxmax(1).str.replace('batch ', '')
     one = df[df.version == 'plain'].set_index('model')[cols[0]]
     df['best / plain batch 1'] = df['best'] / df['model'].map(one)
+    df['GFLOP/s at best'] = df['best'] * df['model'].map(gflop)
     print(f'\nwindows/s per model and batch size (reference sizes, inference mode, fastest of {a.repeats}; '
           f'load average now {os.getloadavg()[0]:.1f}):')
     print(df.to_string(index=False, float_format=lambda v: f'{v:.2f}'))
+    print('work per window (torch.utils.flop_counter, a multiply-add = 2 FLOP): ' + ', '.join(f'{m} {v:.2f} GFLOP' for m, v in gflop.items()))
     print('largest |log p| difference from the plain model: ' + ', '.join(f'{m} {k} {v:.1e}' for (m, k), v in err.items()))
 
     # 2. features and model loading
