@@ -96,10 +96,10 @@ def main(argv=None):
     for name in models:
         torch.manual_seed(0)
         plain = random_bn(build_model(name)).eval().to(dev)
-        gflop[name] = window_gflop(plain, example(name, dev))
         versions = {'plain': plain, 'prepared': prepare_for_inference(plain, dev)}
         if not a.no_bfloat16: versions['bfloat16'] = prepare_for_inference(plain, dev, precision='bfloat16')
         x = example(name, dev)
+        gflop[name] = window_gflop(plain, x)
         with torch.inference_mode():
             for k in versions:
                 if k != 'plain': err[(name, k)] = float((versions[k](x) - plain(x)).abs().max())
