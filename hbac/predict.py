@@ -483,7 +483,7 @@ def _bundle_readme(wheels, shipped, missing, has_weights):
              '`wheels/dataset-metadata.json`, `kaggle datasets create -p wheels`; the same for `models`. Another slug works',
              'too: change `WHEELS_DIR` / `MODELS_DIR` in the first cell of the notebook.', '',
              'The notebook installs the wheels with `pip install --no-index --no-deps` (offline; Kaggle keeps its own',
-             'torch, numpy, pandas, pyarrow, scipy, scikit-learn and tqdm, which is all prediction needs).', '',
+             'torch, numpy, pandas, pyarrow, scipy, numba, scikit-learn and tqdm, which is all prediction needs).', '',
              '## wheels', ''] + [f'- `{w}`' for w in wheels]
     if missing: lines += ['', f'Not included (no wheel could be downloaded): {", ".join(missing)}.']
     lines += ['', '## models', '', '| run | checkpoint | model |', '|---|---|---|'] + [f'| `{n}` | `{c}` | {m} |' for n, c, m in shipped]

@@ -69,8 +69,6 @@ def butter_ba(low: float, # lower cut-off (Hz)
     b.flags.writeable = False; a.flags.writeable = False
     return b, a
 
-_BLOCK_BYTES = 384 * 1024   # float64 bytes per block: keeps the padded block and both passes in L2
-
 _ZI: dict[tuple[bytes, bytes], np.ndarray] = {}
 
 def _zi(b: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -79,22 +77,56 @@ def _zi(b: np.ndarray, a: np.ndarray) -> np.ndarray:
     if key not in _ZI: _ZI[key] = scipy.signal.lfilter_zi(b, a)[None]
     return _ZI[key]
 
+_LANES = 8   # rows filtered together: their recurrences interleave (a float64 buffer of 8 x the padded length)
+
+def _filtfilt_lanes(x, b, a, zi, out):
+    "filtfilt of each row of `x` (R, n) into `out`: odd padding, forward and backward direct-form-II-transposed passes."
+    R, n = x.shape
+    K, pl = len(a) - 1, 3 * max(len(a), len(b))
+    m = n + 2 * pl
+    G = min(R, _LANES)
+    e = np.empty((m, G))                                  # time-major float64: one row per lane
+    z = np.empty((G, K + 1))                              # each lane's filter state (and a zero past the last)
+    for r0 in range(0, R, G):
+        g = min(G, R - r0)
+        for t in range(n):                                # g sequential reads, one sequential write
+            for j in range(g): e[pl + t, j] = x[r0 + j, t]
+        for i in range(pl):                               # odd extension, as scipy's odd_ext
+            for j in range(g):
+                e[pl - 1 - i, j] = 2 * e[pl, j] - e[pl + 1 + i, j]
+                e[pl + n + i, j] = 2 * e[pl + n - 1, j] - e[pl + n - 2 - i, j]
+        for p in range(2):                                # forward, then backward over the forward's output
+            t0 = 0 if p == 0 else m - 1
+            for j in range(g):
+                for k in range(K): z[j, k] = zi[k] * e[t0, j]
+                z[j, K] = 0.0
+            for s in range(m):
+                t = s if p == 0 else m - 1 - s
+                for j in range(g):                        # independent recurrences: the CPU overlaps them
+                    xv = e[t, j]
+                    yv = z[j, 0] + b[0] * xv              # lfilter's order of operations, so its rounding
+                    for k in range(K): z[j, k] = z[j, k + 1] + b[k + 1] * xv - a[k + 1] * yv
+                    e[t, j] = yv
+        for t in range(n):
+            for j in range(g): out[r0 + j, t] = e[pl + t, j]
+    return out
+
+def _compile_filtfilt():
+    "`_filtfilt_lanes` compiled by numba for float32/float64 rows in and out: loaded from numba's disk cache after the first time."
+    import numba
+    sigs = [f'{o}[:, ::1]({i}[:, ::1], f8[::1], f8[::1], f8[::1], {o}[:, ::1])' for i in ('f4', 'f8') for o in ('f4', 'f8')]
+    try: return numba.njit(sigs, nogil=True, cache=True)(_filtfilt_lanes)
+    except RuntimeError: return numba.njit(sigs, nogil=True)(_filtfilt_lanes)   # no writable cache folder: compile here
+
+_FILTFILT = _compile_filtfilt()   # at import, so that forked workers (preprocessing, DataLoader) inherit the compiled code
+
 def _filtfilt_rows(x: np.ndarray, b: np.ndarray, a: np.ndarray, out: np.ndarray) -> np.ndarray:
     "`scipy.signal.filtfilt(b, a, row)` (odd padding, padlen 3·max(len(a), len(b))) of each row of 2-D `x` into `out`."
-    n, pl = x.shape[-1], 3 * max(len(a), len(b))
-    step = max(1, _BLOCK_BYTES // (8 * (n + 2 * pl)))
-    ext = np.empty((min(step, len(x)), n + 2 * pl), np.float64)      # one float64 buffer for every block
-    zi = _zi(b, a)
-    for i in range(0, len(x), step):
-        k = min(step, len(x) - i); e = ext[:k]
-        e[:, pl:pl+n] = x[i:i+k]                                       # the float64 conversion, once
-        x0, xn = e[:, pl:pl+1], e[:, pl+n-1:pl+n]
-        np.subtract(2 * x0, e[:, 2*pl:pl:-1], out=e[:, :pl])            # odd extension, as scipy's odd_ext
-        np.subtract(2 * xn, e[:, pl+n-2:n-2:-1], out=e[:, pl+n:])
-        y = scipy.signal.lfilter(b, a, e, axis=-1, zi=zi * e[:, :1])[0][:, ::-1]    # forward, then reversed
-        y = scipy.signal.lfilter(b, a, y, axis=-1, zi=zi * y[:, :1])[0]             # backward (on the reversal)
-        out[i:i+k] = y[:, pl+n-1:pl-1:-1]                              # reverse back, drop the padding
-    return out
+    if x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous: x = np.ascontiguousarray(x, np.float64)
+    if out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous:
+        raise ValueError(f'_filtfilt_rows: out must be a C-contiguous float32 or float64 array, got {out.dtype}')
+    b0, a0 = np.asarray(b, np.float64), np.asarray(a, np.float64)
+    return _FILTFILT(x, b0 / a0[0], a0 / a0[0], _zi(b, a)[0], out)
 
 def bandpass(x: np.ndarray, # signal(s), time along the last axis
              low: float, # lower cut-off (Hz)

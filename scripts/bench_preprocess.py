@@ -14,7 +14,7 @@ Before every measured run the files it needs are read once (page cache warm for 
 The floor is measured on its own in another child (one thread, CPU ms per file, fastest of 3 rounds over 12 files):
 the read of the needed columns into a (columns, rows) float32 array (pyarrow plain, use_threads, pre_buffer,
 memory_map; polars with and without its thread pool: the fastest counts; hbac's validated read_eeg/read_spectrogram
-are printed beside them), the band-passes (hbac's blocked (b, a) filtfilt, scipy filtfilt, sosfiltfilt float64;
+are printed beside them), the band-passes (hbac's (b, a) filtfilt compiled by numba, scipy filtfilt, sosfiltfilt float64;
 sosfiltfilt float32 is printed but does not count, it breaks the float16 parity of hbac.signal.parity_report: 27
 float16 steps on the real fixture's eeg), the 4-sample mean, the MAD scale of eeg_spectrogram (hbac's mad_std or
 numpy's median), the STFT with its log-magnitude chain images (hbac's per-pair rfft, one batched torch.stft) and the
@@ -144,7 +144,7 @@ def _best_ms(fn, items, rounds=3):
 
 def floor_child(data_dir, n_files):
     """Per-file CPU ms, one process set up as a worker (one torch thread), of each candidate kernel for the pieces every
-    implementation must do: read the needed columns (pyarrow, polars), the band-passes (hbac's blocked b/a filtfilt,
+    implementation must do: read the needed columns (pyarrow, polars), the band-passes (hbac's numba b/a filtfilt,
     scipy filtfilt, sosfiltfilt float64 and float32), the 4-sample mean, the STFT (hbac's, torch.stft batched), the
     spectrogram transpose; and per 50-s window (the training input path) the same filters and STFT."""
     import pyarrow.parquet as pq, scipy.signal, torch
@@ -179,7 +179,7 @@ def floor_child(data_dir, n_files):
     for rows, band, key in ((19, S.EEG_BAND, 'eeg'), (16, S.SPEC_BAND, 'eeg_spectrogram')):
         b, a = S._ba(band); sos = scipy.signal.butter(band[2], band[:2], btype='band', fs=200, output='sos')
         pl = 3 * max(len(a), len(b)); sos32 = sos.astype(np.float32)
-        cand = {'hbac blocked b/a filtfilt': lambda x: S._filtfilt_rows(x[:rows], b, a, np.empty((rows, x.shape[1]))),
+        cand = {'hbac filtfilt (numba, 8 rows at once)': lambda x: S._filtfilt_rows(x[:rows], b, a, np.empty((rows, x.shape[1]))),
                 'scipy filtfilt (b, a)': lambda x: scipy.signal.filtfilt(b, a, x[:rows], axis=-1),
                 'sosfiltfilt float64': lambda x: scipy.signal.sosfiltfilt(sos, x[:rows], axis=-1, padlen=pl),
                 'sosfiltfilt float32 (fails parity)': lambda x: scipy.signal.sosfiltfilt(sos32, x[:rows], axis=-1, padlen=pl)}
