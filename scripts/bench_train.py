@@ -22,7 +22,7 @@ Parts (--parts, comma-separated):
               i.e. WindowDataset(numerics='recording'), forward, nn.KLDivLoss(batchmean), backward, Adam step, default
               malloc) against hbac's step (WindowDataset from the raw cache, the one input path, through
               hbac.train.make_train_loader + make_train_state + train_epoch, i.e. what fit runs). windows/s over
-              --compare-steps timed steps after --compare-warmup (waits for data included), their ratio (at least 1.0x
+              --compare-steps timed steps after --compare-warmup (more for MelCNN: MIN_COMPARE_STEPS) (waits for data included), their ratio (at least 1.0x
               expected), the share of that time each loop spent waiting for its loader (under 5% expected) and the
               main process's system CPU seconds per step. --compare-loops ref,ours,ref_alloc adds the reference loop
               with hbac.train.keep_freed_memory, to separate the allocator from the rest of the loop.
@@ -48,6 +48,15 @@ import numpy as np
 PARTS = ('throughput', 'loading', 'compare', 'learning')
 MODELS = ('eeg', 'eeg_spectrogram', 'spectrogram', 'multimodal')
 BATCH = {'eeg': 32, 'eeg_spectrogram': 32, 'spectrogram': 32, 'multimodal': 16, 'multimodal_frozen': 16}
+# compare: at least this many (warm-up, timed) steps per model. MelCNN's step lasts about 0.3 s: the default 1 + 3 steps
+# time about a second of it (0.81-0.93x over three runs, the reference loop moving from 98 to 123 windows/s), so it gets
+# 3 + 60, about 20 s, as long as the other models' 3 steps.
+MIN_COMPARE_STEPS = {'melcnn': (3, 60)}
+
+def compare_steps(args, name: str) -> tuple[int, int]:
+    "(warm-up, timed) steps of model `name` in part compare: the command line's, or MIN_COMPARE_STEPS where more."
+    w, n = MIN_COMPARE_STEPS.get(name, (0, 0))
+    return max(args.compare_warmup, w), max(args.compare_steps, n)
 KAGGLE_EEGS = 17_089          # unique eeg_id of the competition's train.csv
 KAGGLE_EPOCH = round(KAGGLE_EEGS * 0.9)   # items of one stage-1 epoch ('all') with 10 folds: every training EEG once
 
@@ -342,8 +351,9 @@ def compare_one(args, who: str, name: str) -> dict:
                        numerics='window' if who == 'ours' else 'recording')
     b = args.batch or BATCH.get(name, 32)
     model = build(name, 'full', {}, args.seed)
-    if who == 'ours': r = ours_step_rate(model, ds, b, args.compare_workers, args.compare_steps, args.compare_warmup, args.seed)
-    else: r = reference_step_rate(model, ds, b, args.compare_workers, args.compare_steps, args.compare_warmup, args.seed)
+    warmup, steps = compare_steps(args, name)
+    if who == 'ours': r = ours_step_rate(model, ds, b, args.compare_workers, steps, warmup, args.seed)
+    else: r = reference_step_rate(model, ds, b, args.compare_workers, steps, warmup, args.seed)
     return dict(r, who=who, model=name, batch=b, threads=torch.get_num_threads(), params=sum(p.numel() for p in model.parameters()))
 
 def _run_child(args, who: str, name: str) -> dict:
@@ -363,10 +373,11 @@ def part_compare(args, cache: Path, data: Path) -> dict:
     rows = []
     for m in args.compare_models:
         b = args.batch or BATCH.get(m, 32)
-        row = {'model': m, 'batch': b, 'workers': args.compare_workers}
+        w, n = compare_steps(args, m)
+        row = {'model': m, 'batch': b, 'workers': args.compare_workers, 'warmup': w, 'steps': n}
         for _ in range(args.compare_repeats):         # interleaved: a busy machine slows both loops alike
             for who in args.compare_loops:
-                log(f'  {m:<16} {who:<9} batch {b}: {args.compare_warmup} warm-up + {args.compare_steps} timed steps ...')
+                log(f'  {m:<16} {who:<9} batch {b}: ' + '{} warm-up + {} timed steps ...'.format(*compare_steps(args, m)))
                 r = _run_child(args, who, m)
                 log(f"    {r['windows_s']:.2f} windows/s, {r['load_pct']:.1f}% waiting for data; per step {r['min_step_s']:.2f}-"
                     f"{r['max_step_s']:.2f} s, main process CPU user {r['user_s_step']:.2f} s + system {r['sys_s_step']:.2f} s, "
@@ -381,7 +392,9 @@ def part_compare(args, cache: Path, data: Path) -> dict:
             f"{row.get('ratio', float('nan')):.2f}x")
     log(f'\nTraining throughput at the reference sizes (wavenet, melcnn: registry defaults), fp32 on the CPU, '
         f'{args.threads} torch threads, {args.compare_workers} loader workers, each loop in its own process '
-        f'(best of {args.compare_repeats} interleaved); {args.compare_warmup} warm-up + {args.compare_steps} timed steps')
+        f'(best of {args.compare_repeats} interleaved); {args.compare_warmup} warm-up + {args.compare_steps} timed steps'
+        + ''.join(f', {m}: {w} + {n}' for m in args.compare_models for w, n in [compare_steps(args, m)]
+                  if (w, n) != (args.compare_warmup, args.compare_steps)))
     for who in args.compare_loops: log(f'  {who}: {LOOPS[who]}')
     log(table(rows, compare_cols(args.compare_loops)))
     return {'rows': rows, 'steps': args.compare_steps, 'warmup': args.compare_warmup, 'workers': args.compare_workers,
@@ -509,8 +522,9 @@ def summary(res: dict) -> str:
         c = res['compare']
         L += [f"Training step, hbac loop vs the reference loop{when('compare')} (reference sizes, wavenet/melcnn at their "
               f"registry defaults; fp32, {env.get('threads', '?')} threads, {c.get('workers', '?')} loader workers, each loop in "
-              f"its own process, {c['warmup']} warm-up + {c['steps']} timed steps; windows/s over the timed steps, waits "
-              "included):", '', md_table(c['rows'], compare_cols(c.get('loops', ('ref', 'ours')))), '']
+              f"its own process, {c['warmup']} warm-up + {c['steps']} timed steps"
+              + ''.join(f", {r['model']}: {r['warmup']} + {r['steps']}" for r in c['rows'] if r.get('steps', c['steps']) != c['steps'])
+              + "; windows/s over the timed steps, waits included):", '', md_table(c['rows'], compare_cols(c.get('loops', ('ref', 'ours')))), '']
     if 'learning' in res:
         g = res['learning']
         p, f, b, o = g['prior'], g['final'], g['best_all'], g['oracle']
