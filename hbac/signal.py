@@ -84,7 +84,7 @@ def _filtfilt_lanes(x, b, a, zi, out):
     R, n = x.shape
     K, pl = len(a) - 1, 3 * max(len(a), len(b))
     m = n + 2 * pl
-    G = min(R, _LANES)
+    G = max(1, min(R, _LANES))                            # (no rows: nothing to do)
     e = np.empty((m, G))                                  # time-major float64: one row per lane
     z = np.empty((G, K + 1))                              # each lane's filter state (and a zero past the last)
     for r0 in range(0, R, G):
