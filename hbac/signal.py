@@ -72,9 +72,9 @@ def butter_ba(low: float, # lower cut-off (Hz)
 _ZI: dict[tuple[bytes, bytes], np.ndarray] = {}
 
 def _zi(b: np.ndarray, a: np.ndarray) -> np.ndarray:
-    "Cached `lfilter_zi(b, a)` as a (1, order) row (broadcasts over a block of rows)."
+    "Cached `lfilter_zi(b, a)`: the steady-state initial conditions `(order,)`, scaled by a signal's first value."
     key = (b.tobytes(), a.tobytes())
-    if key not in _ZI: _ZI[key] = scipy.signal.lfilter_zi(b, a)[None]
+    if key not in _ZI: _ZI[key] = scipy.signal.lfilter_zi(b, a)
     return _ZI[key]
 
 _LANES = 8   # rows filtered together: their recurrences interleave (a float64 buffer of 8 x the padded length)
@@ -84,7 +84,7 @@ def _filtfilt_lanes(x, b, a, zi, out):
     R, n = x.shape
     K, pl = len(a) - 1, 3 * max(len(a), len(b))
     m = n + 2 * pl
-    G = max(1, min(R, _LANES))                            # (no rows: nothing to do)
+    G = max(1, min(R, _LANES))                            # at least 1: the row loop's step, even over no rows
     e = np.empty((m, G))                                  # time-major float64: one row per lane
     z = np.empty((G, K + 1))                              # each lane's filter state (and a zero past the last)
     for r0 in range(0, R, G):
@@ -126,7 +126,7 @@ def _filtfilt_rows(x: np.ndarray, b: np.ndarray, a: np.ndarray, out: np.ndarray)
     if out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous:
         raise ValueError(f'_filtfilt_rows: out must be a C-contiguous float32 or float64 array, got {out.dtype}')
     b0, a0 = np.asarray(b, np.float64), np.asarray(a, np.float64)
-    return _FILTFILT(x, b0 / a0[0], a0 / a0[0], _zi(b, a)[0], out)
+    return _FILTFILT(x, b0 / a0[0], a0 / a0[0], _zi(b, a), out)
 
 def bandpass(x: np.ndarray, # signal(s), time along the last axis
              low: float, # lower cut-off (Hz)

@@ -22,7 +22,7 @@ Parts (--parts, comma-separated):
               i.e. WindowDataset(numerics='recording'), forward, nn.KLDivLoss(batchmean), backward, Adam step, default
               malloc) against hbac's step (WindowDataset from the raw cache, the one input path, through
               hbac.train.make_train_loader + make_train_state + train_epoch, i.e. what fit runs). windows/s over
-              --compare-steps timed steps after --compare-warmup (more for MelCNN: MIN_COMPARE_STEPS) (waits for data included), their ratio (at least 1.0x
+              --compare-steps timed steps after --compare-warmup, more for MelCNN (MIN_COMPARE_STEPS); waits for data included; their ratio (at least 1.0x
               expected), the share of that time each loop spent waiting for its loader (under 5% expected) and the
               main process's system CPU seconds per step. --compare-loops ref,ours,ref_alloc adds the reference loop
               with hbac.train.keep_freed_memory, to separate the allocator from the rest of the loop.
@@ -52,11 +52,6 @@ BATCH = {'eeg': 32, 'eeg_spectrogram': 32, 'spectrogram': 32, 'multimodal': 16, 
 # time about a second of it (0.81-0.93x over three runs, the reference loop moving from 98 to 123 windows/s), so it gets
 # 3 + 60, about 20 s, as long as the other models' 3 steps.
 MIN_COMPARE_STEPS = {'melcnn': (3, 60)}
-
-def compare_steps(args, name: str) -> tuple[int, int]:
-    "(warm-up, timed) steps of model `name` in part compare: the command line's, or MIN_COMPARE_STEPS where more."
-    w, n = MIN_COMPARE_STEPS.get(name, (0, 0))
-    return max(args.compare_warmup, w), max(args.compare_steps, n)
 KAGGLE_EEGS = 17_089          # unique eeg_id of the competition's train.csv
 KAGGLE_EPOCH = round(KAGGLE_EEGS * 0.9)   # items of one stage-1 epoch ('all') with 10 folds: every training EEG once
 
@@ -271,6 +266,16 @@ LOOPS = {'ref': 'reference loop (plain DataLoader over the whole-recording featu
          'ours': 'hbac loop (WindowDataset from the raw cache, make_train_loader, make_train_state, train_epoch)',
          'ref_alloc': 'reference loop with hbac.train.keep_freed_memory (isolates the allocator from the loop)'}
 
+def compare_steps(args, name: str) -> tuple[int, int]:
+    "(warm-up, timed) steps of model `name` in part compare: the command line's, or MIN_COMPARE_STEPS where more."
+    w, n = MIN_COMPARE_STEPS.get(name, (0, 0))
+    return max(args.compare_warmup, w), max(args.compare_steps, n)
+
+def other_steps(rows: list[dict], warmup: int, steps: int) -> str:
+    "', model: warm-up + timed' for each compare row whose steps differ from the command line's (empty when none)."
+    return ''.join(f", {r['model']}: {r['warmup']} + {r['steps']}" for r in rows
+                   if (r.get('warmup', warmup), r.get('steps', steps)) != (warmup, steps))
+
 def compare_modality(name: str) -> str:
     "The WindowDataset modality a registered model reads ('multimodal' for a model of several inputs)."
     from hbac.models.registry import MODEL_INPUTS
@@ -377,7 +382,7 @@ def part_compare(args, cache: Path, data: Path) -> dict:
         row = {'model': m, 'batch': b, 'workers': args.compare_workers, 'warmup': w, 'steps': n}
         for _ in range(args.compare_repeats):         # interleaved: a busy machine slows both loops alike
             for who in args.compare_loops:
-                log(f'  {m:<16} {who:<9} batch {b}: ' + '{} warm-up + {} timed steps ...'.format(*compare_steps(args, m)))
+                log(f'  {m:<16} {who:<9} batch {b}: {w} warm-up + {n} timed steps ...')
                 r = _run_child(args, who, m)
                 log(f"    {r['windows_s']:.2f} windows/s, {r['load_pct']:.1f}% waiting for data; per step {r['min_step_s']:.2f}-"
                     f"{r['max_step_s']:.2f} s, main process CPU user {r['user_s_step']:.2f} s + system {r['sys_s_step']:.2f} s, "
@@ -393,8 +398,7 @@ def part_compare(args, cache: Path, data: Path) -> dict:
     log(f'\nTraining throughput at the reference sizes (wavenet, melcnn: registry defaults), fp32 on the CPU, '
         f'{args.threads} torch threads, {args.compare_workers} loader workers, each loop in its own process '
         f'(best of {args.compare_repeats} interleaved); {args.compare_warmup} warm-up + {args.compare_steps} timed steps'
-        + ''.join(f', {m}: {w} + {n}' for m in args.compare_models for w, n in [compare_steps(args, m)]
-                  if (w, n) != (args.compare_warmup, args.compare_steps)))
+        + other_steps(rows, args.compare_warmup, args.compare_steps))
     for who in args.compare_loops: log(f'  {who}: {LOOPS[who]}')
     log(table(rows, compare_cols(args.compare_loops)))
     return {'rows': rows, 'steps': args.compare_steps, 'warmup': args.compare_warmup, 'workers': args.compare_workers,
@@ -523,7 +527,7 @@ def summary(res: dict) -> str:
         L += [f"Training step, hbac loop vs the reference loop{when('compare')} (reference sizes, wavenet/melcnn at their "
               f"registry defaults; fp32, {env.get('threads', '?')} threads, {c.get('workers', '?')} loader workers, each loop in "
               f"its own process, {c['warmup']} warm-up + {c['steps']} timed steps"
-              + ''.join(f", {r['model']}: {r['warmup']} + {r['steps']}" for r in c['rows'] if r.get('steps', c['steps']) != c['steps'])
+              + other_steps(c['rows'], c['warmup'], c['steps'])
               + "; windows/s over the timed steps, waits included):", '', md_table(c['rows'], compare_cols(c.get('loops', ('ref', 'ours')))), '']
     if 'learning' in res:
         g = res['learning']
