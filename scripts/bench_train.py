@@ -23,8 +23,11 @@ Parts (--parts, comma-separated):
               malloc) against hbac's step (WindowDataset from the raw cache, the one input path, through
               hbac.train.make_train_loader + make_train_state + train_epoch, i.e. what fit runs). windows/s over
               --compare-steps timed steps after --compare-warmup, more for MelCNN (MIN_COMPARE_STEPS); waits for data included; their ratio (at least 1.0x
-              expected), the share of that time each loop spent waiting for its loader (under 5% expected) and the
-              main process's system CPU seconds per step. --compare-loops ref,ours,ref_alloc adds the reference loop
+              expected), the share of that time each loop spent waiting for its loader (under 5% expected), and
+              the main process's system CPU seconds per step. The synthetic epoch is short (260 items, 8 or 9 steps), and
+              each epoch starts new loader workers whose first batch the loop waits for; so the wait is also split into
+              the wait within epochs and the wait per epoch start, and from those the share it would be over an epoch of
+              the Kaggle set's size (15,380 training EEGs of a fold, KAGGLE_EPOCH). --compare-loops ref,ours,ref_alloc adds the reference loop
               with hbac.train.keep_freed_memory, to separate the allocator from the rest of the loop.
   learning    an EegModel of a CPU-affordable size (--learn-widths / --learn-hidden) trained with hbac.train.fit on fold
               --fold of --n-folds (patient GroupKFold) of the synthetic dataset, Adam lr --learn-lr (3e-4), batch 32, 'all' votes,
@@ -282,14 +285,14 @@ def compare_modality(name: str) -> str:
     ins = MODEL_INPUTS[name]
     return ins[0] if len(ins) == 1 else 'multimodal'
 
-def _timed(loader, log_: list, n: int):
-    "The next n batches of `loader`, appending (start time, seconds waiting for the batch, windows) of each to `log_`."
-    it = iter(loader)
+def _timed(batches, log_: list, n: int):
+    "The next n batches of `batches` (`_cycle`), appending (start time, seconds waiting, windows, epoch's first?) of each to `log_`."
+    it = iter(batches)
     for _ in range(n):
         t0 = time.perf_counter()
-        try: b = next(it)
+        try: first, b = next(it)
         except StopIteration: return
-        log_.append((t0, time.perf_counter() - t0, len(b[1])))
+        log_.append((t0, time.perf_counter() - t0, len(b[1]), first))
         yield b
 
 def _usage():
@@ -298,17 +301,27 @@ def _usage():
     return r.ru_utime, r.ru_stime, r.ru_minflt
 
 def _rate(log_: list, t_end: float, u0, u1) -> dict:
-    "windows/s over the timed steps (waits included), the share of that time spent waiting, step spread, main-process usage."
+    """windows/s over the timed steps (waits included), the share of that time spent waiting (all; within epochs; at an
+    epoch of the Kaggle set's size), the wait for an epoch's first batch, step spread, main-process usage."""
     sec = t_end - log_[0][0]
     steps = [b[0] - a[0] for a, b in zip(log_, log_[1:])] + [t_end - log_[-1][0]]
-    n = len(log_)
-    return {'windows_s': sum(w for _, _, w in log_) / sec, 'load_pct': 100 * sum(w for _, w, _ in log_) / sec,
+    n, batch = len(log_), max(w for _, _, w, _ in log_)
+    starts = [wait for _, wait, _, first in log_ if first]
+    inner = [wait for _, wait, _, first in log_ if not first]
+    start_s = statistics.mean(starts) if starts else 0.0       # forking the workers + their first batch
+    step_s = (sec - sum(starts)) / n                           # a step without an epoch start
+    k = KAGGLE_EPOCH / batch                                   # steps of one Kaggle-size epoch
+    inner_s = statistics.mean(inner) if inner else 0.0
+    return {'windows_s': sum(w for _, _, w, _ in log_) / sec, 'load_pct': 100 * sum(w for _, w, _, _ in log_) / sec,
+            'load_pct_inner': 100 * sum(inner) / (sec - sum(starts)), 'epoch_starts': len(starts), 'epoch_start_s': start_s,
+            'load_pct_kaggle': 100 * (k * inner_s + start_s) / (k * step_s + start_s),
             'seconds': sec, 'steps': n, 'min_step_s': min(steps), 'max_step_s': max(steps),
             'user_s_step': (u1[0] - u0[0]) / n, 'sys_s_step': (u1[1] - u0[1]) / n, 'faults_step': (u1[2] - u0[2]) / n}
 
 def _cycle(loader):
-    "A loader's batches over and over (epochs reshuffled by the loader itself)."
-    while True: yield from loader
+    "A loader's batches over and over (epochs reshuffled by the loader itself), each as (first of its epoch?, batch)."
+    while True:
+        for i, b in enumerate(loader): yield i == 0, b
 
 def ours_step_rate(model, ds, batch: int, workers: int, steps: int, warmup: int, seed: int,
                    device: str = 'cpu', amp: bool = False) -> dict:
@@ -384,11 +397,14 @@ def part_compare(args, cache: Path, data: Path) -> dict:
             for who in args.compare_loops:
                 log(f'  {m:<16} {who:<9} batch {b}: {w} warm-up + {n} timed steps ...')
                 r = _run_child(args, who, m)
-                log(f"    {r['windows_s']:.2f} windows/s, {r['load_pct']:.1f}% waiting for data; per step {r['min_step_s']:.2f}-"
+                log(f"    {r['windows_s']:.2f} windows/s, {r['load_pct']:.1f}% waiting for data ({r['load_pct_inner']:.1f}% "
+                    f"within epochs, {r['epoch_starts']} epoch starts of {r['epoch_start_s']:.2f} s; a {KAGGLE_EPOCH:,}-item "
+                    f"epoch: {r['load_pct_kaggle']:.1f}%); per step {r['min_step_s']:.2f}-"
                     f"{r['max_step_s']:.2f} s, main process CPU user {r['user_s_step']:.2f} s + system {r['sys_s_step']:.2f} s, "
                     f"{r['faults_step']:,.0f} page faults")
                 if r['windows_s'] > row.get(f'{who}_ws', 0):
-                    row.update({f'{who}_{k}': r[k] for k in ('windows_s', 'load_pct', 'user_s_step', 'sys_s_step', 'faults_step')})
+                    row.update({f'{who}_{k}': r[k] for k in ('windows_s', 'load_pct', 'load_pct_inner', 'epoch_start_s',
+                                                             'load_pct_kaggle', 'user_s_step', 'sys_s_step', 'faults_step')})
                     row[f'{who}_ws'] = r['windows_s']; row['params'] = r['params']
         if 'ref_ws' in row and 'ours_ws' in row: row['ratio'] = row['ours_ws'] / row['ref_ws']
         if 'ref_alloc_ws' in row and 'ours_ws' in row: row['ratio_alloc'] = row['ours_ws'] / row['ref_alloc_ws']
@@ -411,8 +427,11 @@ def compare_cols(loops) -> list[tuple[str, str, str]]:
     if 'ours' in loops: cols += [('ours_ws', 'hbac windows/s', '.2f')]
     if 'ref' in loops and 'ours' in loops: cols += [('ratio', 'hbac/reference', '.2f')]
     if 'ref_alloc' in loops and 'ours' in loops: cols += [('ratio_alloc', 'hbac/(ref. + allocator)', '.2f')]
-    if 'ours' in loops: cols += [('ours_load_pct', '% hbac waits for data', '.1f')]
-    if 'ref' in loops: cols += [('ref_load_pct', '% ref. waits for data', '.1f'), ('ref_sys_s_step', 'ref. system s/step', '.2f')]
+    waits = lambda who, name: [(f'{who}_load_pct', f'% {name} waits for data', '.1f'),
+                               (f'{who}_epoch_start_s', f'{name} s per epoch start', '.2f'),
+                               (f'{who}_load_pct_kaggle', f'% {name} waits, Kaggle-size epoch', '.1f')]
+    if 'ours' in loops: cols += waits('ours', 'hbac')
+    if 'ref' in loops: cols += waits('ref', 'ref.') + [('ref_sys_s_step', 'ref. system s/step', '.2f')]
     if 'ours' in loops: cols += [('ours_sys_s_step', 'hbac system s/step', '.2f')]
     return cols
 
