@@ -25,9 +25,10 @@ Parts (--parts, comma-separated):
               --compare-steps timed steps after --compare-warmup, more for MelCNN (MIN_COMPARE_STEPS); waits for data included; their ratio (at least 1.0x
               expected), the share of that time each loop spent waiting for its loader (under 5% expected), and
               the main process's system CPU seconds per step. The synthetic epoch is short (260 items, 8 or 9 steps), and
-              each epoch starts new loader workers whose first batch the loop waits for; so the wait is also split into
-              the wait within epochs and the wait per epoch start, and from those the share it would be over an epoch of
-              the Kaggle set's size (15,380 training EEGs of a fold, KAGGLE_EPOCH). --compare-loops ref,ours,ref_alloc adds the reference loop
+              each epoch starts new loader workers whose first batch the loop waits for (the timed steps begin with
+              one, as every epoch of fit does); so the wait is also split into the wait within epochs and the wait per
+              epoch start, and from those the share it would be over an epoch of the Kaggle set's size (15,380
+              training EEGs of a fold, KAGGLE_EPOCH). --compare-loops ref,ours,ref_alloc adds the reference loop
               with hbac.train.keep_freed_memory, to separate the allocator from the rest of the loop.
   learning    an EegModel of a CPU-affordable size (--learn-widths / --learn-hidden) trained with hbac.train.fit on fold
               --fold of --n-folds (patient GroupKFold) of the synthetic dataset, Adam lr --learn-lr (3e-4), batch 32, 'all' votes,
@@ -285,15 +286,17 @@ def compare_modality(name: str) -> str:
     ins = MODEL_INPUTS[name]
     return ins[0] if len(ins) == 1 else 'multimodal'
 
-def _timed(batches, log_: list, n: int):
-    "The next n batches of `batches` (`_cycle`), appending (start time, seconds waiting, windows, epoch's first?) of each to `log_`."
-    it = iter(batches)
-    for _ in range(n):
-        t0 = time.perf_counter()
-        try: first, b = next(it)
-        except StopIteration: return
-        log_.append((t0, time.perf_counter() - t0, len(b[1]), first))
-        yield b
+def _timed(loader, log_: list, n: int):
+    """n batches of a new pass over `loader` (`_cycle`: it begins with an epoch start, as each of fit's epochs does),
+    appending (start time, seconds waiting, windows, first of its epoch?) of each to `log_`; the pass's workers stop after."""
+    batches = _cycle(loader)
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            first, b = next(batches)
+            log_.append((t0, time.perf_counter() - t0, len(b[1]), first))
+            yield b
+    finally: batches.close()
 
 def _usage():
     import resource
@@ -332,12 +335,12 @@ def ours_step_rate(model, ds, batch: int, workers: int, steps: int, warmup: int,
     dev = torch.device(device)
     model = model.to(dev)
     st = make_train_state(model, cfg, dev, steps_per_epoch=max(1, len(ds) // batch))
-    batches = _cycle(make_train_loader(ds, cfg, dev))
+    loader = make_train_loader(ds, cfg, dev)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
     log_ = []
-    if warmup: train_epoch(model, _timed(batches, [], warmup), st, cfg, 1)
+    if warmup: train_epoch(model, _timed(loader, [], warmup), st, cfg, 1)
     sync(); u0 = _usage()
-    train_epoch(model, _timed(batches, log_, steps), st, cfg, 1)
+    train_epoch(model, _timed(loader, log_, steps), st, cfg, 1)
     sync(); t_end = time.perf_counter()
     return _rate(log_, t_end, u0, _usage())
 
@@ -345,12 +348,12 @@ def reference_step_rate(model, ds, batch: int, workers: int, steps: int, warmup:
     "Windows/s and loading share of the reference's loop: plain shuffling DataLoader, KLDivLoss(batchmean), Adam, fp32."
     import torch
     g = torch.Generator().manual_seed(seed)
-    batches = _cycle(torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, generator=g))
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, generator=g)
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
     crit = torch.nn.KLDivLoss(reduction='batchmean')
     model.train()
     def run(n, log_):
-        for x, y, _ in _timed(batches, log_, n):
+        for x, y, _ in _timed(loader, log_, n):
             opt.zero_grad(); loss = crit(model(x), y.float()); loss.backward(); opt.step()
     run(warmup, [])
     log_ = []; u0 = _usage(); run(steps, log_)
