@@ -19,8 +19,9 @@ __all__ = ['EEG_CHANNELS', 'EEG_FS', 'EEG_WINDOW_SECONDS', 'SPEC_WINDOW_SECONDS'
            'MIDLINE', 'LEFT_CHANNELS', 'RIGHT_CHANNELS', 'CLASSES', 'VOTE_COLS', 'PRED_COLS', 'CONSENSUS_NAMES',
            'SPEC_REGIONS', 'SPEC_FREQS', 'SPEC_COLUMNS', 'TRAIN_COLUMNS', 'TEST_COLUMNS', 'SUBMISSION_COLUMNS',
            'SPLITS', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_THRESHOLD', 'KEEP_FREED_BYTES', 'DataError',
-           'real_fixtures_dir', 'eeg_path', 'spectrogram_path', 'keep_freed_memory', 'atomic_write', 'polars_usable',
-           'read_eeg', 'read_spectrogram', 'read_train_csv', 'read_test_csv', 'check_files']
+           'real_fixtures_dir', 'eeg_path', 'spectrogram_path', 'keep_freed_memory', 'release_freed_memory',
+           'atomic_write', 'polars_usable', 'read_eeg', 'read_spectrogram', 'read_train_csv', 'read_test_csv',
+           'check_files']
 
 # %% ../nbs/00_data.ipynb #62b0d35d
 EEG_CHANNELS = ('Fp1', 'F3', 'C3', 'P3', 'F7', 'T3', 'T5', 'O1', 'Fz', 'Cz', 'Pz',
@@ -93,17 +94,32 @@ def spectrogram_path(data_dir, # the Kaggle data directory
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3   # glibc mallopt parameters (malloc.h)
 KEEP_FREED_BYTES = 2**30                                     # training: blocks below this come from the heap; this much free heap is kept
 
+def _glibc():
+    "The C library when it is glibc (it has `mallopt` and `malloc_trim`), else None."
+    import ctypes, ctypes.util
+    try: libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    except OSError: return None
+    return libc if all(hasattr(libc, f) for f in ('gnu_get_libc_version', 'mallopt', 'malloc_trim')) else None
+
 def keep_freed_memory(mmap_threshold: int = KEEP_FREED_BYTES, # blocks smaller than this are served from the heap (not mmap)
                       trim_threshold: int | None = None, # freed heap kept before it is returned to the system (None: mmap_threshold)
                      ) -> bool:
     "Make glibc's malloc reuse freed memory instead of an mmap/munmap per large array; True where set (glibc), else False."
-    import ctypes, ctypes.util
-    try: libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
-    except OSError: return False
-    if not hasattr(libc, 'gnu_get_libc_version') or not hasattr(libc, 'mallopt'): return False
+    import ctypes
+    libc = _glibc()
+    if libc is None: return False
     trim = mmap_threshold if trim_threshold is None else trim_threshold
     settings = ((M_MMAP_THRESHOLD, mmap_threshold), (M_TRIM_THRESHOLD, trim), (M_TOP_PAD, min(mmap_threshold, 2**28)))
     return all(libc.mallopt(k, ctypes.c_int(v)) == 1 for k, v in settings)
+
+# %% ../nbs/00_data.ipynb #b29bb55a
+def release_freed_memory() -> bool:
+    "Give the heap's free memory back to the system now (glibc's `malloc_trim(0)`); True where done (glibc), else False."
+    import ctypes
+    libc = _glibc()
+    if libc is None: return False
+    libc.malloc_trim(ctypes.c_size_t(0))
+    return True
 
 # %% ../nbs/00_data.ipynb #72e1477d
 @contextlib.contextmanager

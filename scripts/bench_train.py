@@ -286,10 +286,10 @@ def compare_modality(name: str) -> str:
     ins = MODEL_INPUTS[name]
     return ins[0] if len(ins) == 1 else 'multimodal'
 
-def _timed(loader, log_: list, n: int):
+def _timed(loader, log_: list, n: int, before_pass=None):
     """n batches of a new pass over `loader` (`_cycle`: it begins with an epoch start, as each of fit's epochs does),
     appending (start time, seconds waiting, windows, first of its epoch?) of each to `log_`; the pass's workers stop after."""
-    batches = _cycle(loader)
+    batches = _cycle(loader, before_pass)
     try:
         for _ in range(n):
             t0 = time.perf_counter()
@@ -321,16 +321,17 @@ def _rate(log_: list, t_end: float, u0, u1) -> dict:
             'seconds': sec, 'steps': n, 'min_step_s': min(steps), 'max_step_s': max(steps),
             'user_s_step': (u1[0] - u0[0]) / n, 'sys_s_step': (u1[1] - u0[1]) / n, 'faults_step': (u1[2] - u0[2]) / n}
 
-def _cycle(loader):
+def _cycle(loader, before_pass=None):
     "A loader's batches over and over (epochs reshuffled by the loader itself), each as (first of its epoch?, batch)."
     while True:
+        if before_pass is not None: before_pass(loader)      # what fit's train_epoch does before each pass
         for i, b in enumerate(loader): yield i == 0, b
 
 def ours_step_rate(model, ds, batch: int, workers: int, steps: int, warmup: int, seed: int,
                    device: str = 'cpu', amp: bool = False) -> dict:
     "Windows/s and loading share of hbac.train.train_epoch (fit's loop) over make_train_loader (AMP only on CUDA)."
     import torch
-    from hbac.train import TrainConfig, make_train_loader, make_train_state, train_epoch
+    from hbac.train import TrainConfig, make_train_loader, make_train_state, train_epoch, start_pass
     cfg = TrainConfig(batch_size=batch, num_workers=workers, seed=seed, progress=False, device=device, amp=amp)
     dev = torch.device(device)
     model = model.to(dev)
@@ -338,9 +339,9 @@ def ours_step_rate(model, ds, batch: int, workers: int, steps: int, warmup: int,
     loader = make_train_loader(ds, cfg, dev)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
     log_ = []
-    if warmup: train_epoch(model, _timed(loader, [], warmup), st, cfg, 1)
+    if warmup: train_epoch(model, _timed(loader, [], warmup, start_pass), st, cfg, 1)
     sync(); u0 = _usage()
-    train_epoch(model, _timed(loader, log_, steps), st, cfg, 1)
+    train_epoch(model, _timed(loader, log_, steps, start_pass), st, cfg, 1)
     sync(); t_end = time.perf_counter()
     return _rate(log_, t_end, u0, _usage())
 
