@@ -26,9 +26,10 @@ Parts (--parts, comma-separated):
               expected), the share of that time each loop spent waiting for its loader (under 5% expected), and
               the main process's system CPU seconds per step. The synthetic epoch is short (260 items, 8 or 9 steps), and
               each epoch starts new loader workers whose first batch the loop waits for (the timed steps begin with
-              one, as every epoch of fit does); so the wait is also split into the wait within epochs and the wait per
-              epoch start, and from those the share it would be over an epoch of the Kaggle set's size (15,380
-              training EEGs of a fold, KAGGLE_EPOCH). --compare-loops ref,ours,ref_alloc adds the reference loop
+              one, as every epoch of fit does); so the time is also split into steps within an epoch and what an epoch
+              start adds (its wait, and its first step's extra time over the others), and from those come the
+              windows/s, the ratio and the share of waiting over an epoch of the Kaggle set's size (15,380 training
+              EEGs of a fold, KAGGLE_EPOCH), which is what a real run sees. --compare-loops ref,ours,ref_alloc adds the reference loop
               with hbac.train.keep_freed_memory, to separate the allocator from the rest of the loop.
   learning    an EegModel of a CPU-affordable size (--learn-widths / --learn-hidden) trained with hbac.train.fit on fold
               --fold of --n-folds (patient GroupKFold) of the synthetic dataset, Adam lr --learn-lr (3e-4), batch 32, 'all' votes,
@@ -304,20 +305,25 @@ def _usage():
     return r.ru_utime, r.ru_stime, r.ru_minflt
 
 def _rate(log_: list, t_end: float, u0, u1) -> dict:
-    """windows/s over the timed steps (waits included), the share of that time spent waiting (all; within epochs; at an
-    epoch of the Kaggle set's size), the wait for an epoch's first batch, step spread, main-process usage."""
+    """windows/s over the timed steps (waits included) and over an epoch of the Kaggle set's size; the share of the
+    time spent waiting for data (measured; within epochs; over a Kaggle-size epoch); what an epoch start costs (the wait
+    for its first batch, and its first step's extra time over the others, wait included); step spread; process usage."""
     sec = t_end - log_[0][0]
-    steps = [b[0] - a[0] for a, b in zip(log_, log_[1:])] + [t_end - log_[-1][0]]
+    steps = [b[0] - a[0] for a, b in zip(log_, log_[1:])] + [t_end - log_[-1][0]]   # wait for batch i + step i
     n, batch = len(log_), max(w for _, _, w, _ in log_)
-    starts = [wait for _, wait, _, first in log_ if first]
-    inner = [wait for _, wait, _, first in log_ if not first]
-    start_s = statistics.mean(starts) if starts else 0.0       # forking the workers + their first batch
-    step_s = (sec - sum(starts)) / n                           # a step without an epoch start
+    first = [(d, wait) for d, (_, wait, _, f) in zip(steps, log_) if f]
+    other = [(d, wait) for d, (_, wait, _, f) in zip(steps, log_) if not f]
+    mean = lambda xs: statistics.mean(xs) if xs else 0.0
+    other_s = mean([d for d, _ in other]) if other else mean([d for d, _ in first])   # a step within an epoch
+    start_wait_s = mean([w for _, w in first])                  # forking the workers + their first batch
+    start_extra_s = mean([d for d, _ in first]) - other_s if first and other else 0.0
     k = KAGGLE_EPOCH / batch                                   # steps of one Kaggle-size epoch
-    inner_s = statistics.mean(inner) if inner else 0.0
+    epoch_s = k * other_s + start_extra_s                      # its time: one epoch start, the other steps within it
     return {'windows_s': sum(w for _, _, w, _ in log_) / sec, 'load_pct': 100 * sum(w for _, w, _, _ in log_) / sec,
-            'load_pct_inner': 100 * sum(inner) / (sec - sum(starts)), 'epoch_starts': len(starts), 'epoch_start_s': start_s,
-            'load_pct_kaggle': 100 * (k * inner_s + start_s) / (k * step_s + start_s),
+            'load_pct_inner': 100 * sum(w for _, w in other) / max(1e-9, sum(d for d, _ in other)),
+            'epoch_starts': len(first), 'epoch_start_s': start_wait_s, 'epoch_start_extra_s': start_extra_s,
+            'kaggle_windows_s': KAGGLE_EPOCH / epoch_s,
+            'load_pct_kaggle': 100 * (k * mean([w for _, w in other]) + start_wait_s) / epoch_s,
             'seconds': sec, 'steps': n, 'min_step_s': min(steps), 'max_step_s': max(steps),
             'user_s_step': (u1[0] - u0[0]) / n, 'sys_s_step': (u1[1] - u0[1]) / n, 'faults_step': (u1[2] - u0[2]) / n}
 
@@ -402,15 +408,19 @@ def part_compare(args, cache: Path, data: Path) -> dict:
                 log(f'  {m:<16} {who:<9} batch {b}: {w} warm-up + {n} timed steps ...')
                 r = _run_child(args, who, m)
                 log(f"    {r['windows_s']:.2f} windows/s, {r['load_pct']:.1f}% waiting for data ({r['load_pct_inner']:.1f}% "
-                    f"within epochs, {r['epoch_starts']} epoch starts of {r['epoch_start_s']:.2f} s; a {KAGGLE_EPOCH:,}-item "
-                    f"epoch: {r['load_pct_kaggle']:.1f}%); per step {r['min_step_s']:.2f}-"
+                    f"within epochs; {r['epoch_starts']} epoch starts, each a {r['epoch_start_s']:.2f} s wait and "
+                    f"{r['epoch_start_extra_s']:.2f} s more than another step; over a {KAGGLE_EPOCH:,}-item epoch "
+                    f"{r['kaggle_windows_s']:.2f} windows/s, {r['load_pct_kaggle']:.1f}% waiting); per step {r['min_step_s']:.2f}-"
                     f"{r['max_step_s']:.2f} s, main process CPU user {r['user_s_step']:.2f} s + system {r['sys_s_step']:.2f} s, "
                     f"{r['faults_step']:,.0f} page faults")
                 if r['windows_s'] > row.get(f'{who}_ws', 0):
                     row.update({f'{who}_{k}': r[k] for k in ('windows_s', 'load_pct', 'load_pct_inner', 'epoch_start_s',
-                                                             'load_pct_kaggle', 'user_s_step', 'sys_s_step', 'faults_step')})
+                                                             'epoch_start_extra_s', 'kaggle_windows_s', 'load_pct_kaggle',
+                                                             'user_s_step', 'sys_s_step', 'faults_step')})
                     row[f'{who}_ws'] = r['windows_s']; row['params'] = r['params']
-        if 'ref_ws' in row and 'ours_ws' in row: row['ratio'] = row['ours_ws'] / row['ref_ws']
+        if 'ref_ws' in row and 'ours_ws' in row:
+            row['ratio'] = row['ours_ws'] / row['ref_ws']
+            row['ratio_kaggle'] = row['ours_kaggle_windows_s'] / row['ref_kaggle_windows_s']
         if 'ref_alloc_ws' in row and 'ours_ws' in row: row['ratio_alloc'] = row['ours_ws'] / row['ref_alloc_ws']
         rows.append(row)
         log(f"    {m}: ours {row.get('ours_ws', float('nan')):.2f} windows/s, reference {row.get('ref_ws', float('nan')):.2f}: "
@@ -430,9 +440,12 @@ def compare_cols(loops) -> list[tuple[str, str, str]]:
     if 'ref_alloc' in loops: cols += [('ref_alloc_ws', 'ref. + allocator windows/s', '.2f')]
     if 'ours' in loops: cols += [('ours_ws', 'hbac windows/s', '.2f')]
     if 'ref' in loops and 'ours' in loops: cols += [('ratio', 'hbac/reference', '.2f')]
+    if 'ref' in loops: cols += [('ref_kaggle_windows_s', 'reference windows/s, Kaggle-size epoch', '.2f')]
+    if 'ours' in loops: cols += [('ours_kaggle_windows_s', 'hbac windows/s, Kaggle-size epoch', '.2f')]
+    if 'ref' in loops and 'ours' in loops: cols += [('ratio_kaggle', 'hbac/reference, Kaggle-size epoch', '.2f')]
     if 'ref_alloc' in loops and 'ours' in loops: cols += [('ratio_alloc', 'hbac/(ref. + allocator)', '.2f')]
     waits = lambda who, name: [(f'{who}_load_pct', f'% {name} waits for data', '.1f'),
-                               (f'{who}_epoch_start_s', f'{name} s per epoch start', '.2f'),
+                               (f'{who}_epoch_start_extra_s', f'{name} s more per epoch start', '.2f'),
                                (f'{who}_load_pct_kaggle', f'% {name} waits, Kaggle-size epoch', '.1f')]
     if 'ours' in loops: cols += waits('ours', 'hbac')
     if 'ref' in loops: cols += waits('ref', 'ref.') + [('ref_sys_s_step', 'ref. system s/step', '.2f')]
