@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from .metrics import HIGH_AGREEMENT_VOTES, COUNT_TYPES, kl_rows, competition_kl
-from .data import CLASSES, VOTE_COLS, EEG_CHANNELS, EEG_FS, EEG_WINDOW_SECONDS, DataError
+from .data import CLASSES, VOTE_COLS, EEG_CHANNELS, EEG_FS, EEG_WINDOW_SECONDS, DataError, release_freed_memory
 from .signal import MODALITIES, EEG_MODALITIES, STFT_N_FFT, mad_std, all_features, spectrogram_features
 from .preprocess import RAW, FeatureCache
 from .devices import seed_worker
@@ -22,7 +22,7 @@ __all__ = ['PROB_COLS', 'EEG_CACHE_FS', 'EEG_WINDOW', 'EEG_SPEC_HOP', 'EEG_SPEC_
            'split_fold', 'vote_prior', 'prior_kl', 'eeg_window', 'eeg_spectrogram_window', 'spectrogram_window',
            'eeg_inputs', 'eeg_clip', 'spectrogram_inputs', 'window_inputs', 'swap_hemispheres', 'reverse_chains',
            'reverse_regions', 'zero_channels', 'augment_eeg', 'augment_image', 'WindowDataset', 'EpochSampler',
-           'make_loader']
+           'make_loader', 'start_pass']
 
 # %% ../nbs/05_dataset.ipynb #64f28000
 PROB_COLS = tuple(f'{c}_prob' for c in CLASSES)   # the normalised vote columns, in CLASSES order
@@ -437,3 +437,8 @@ def make_loader(ds: torch.utils.data.Dataset, # e.g. a WindowDataset
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=EpochSampler(ds, shuffle, seed),
                                        num_workers=num_workers, worker_init_fn=seed_worker, drop_last=drop_last,
                                        generator=torch.Generator().manual_seed(int(seed)), persistent_workers=False)
+
+def start_pass(loader # a DataLoader about to be iterated (or any iterable)
+              ) -> bool:
+    "Before a pass over `loader`: if it forks workers, give freed heap back to the system first; True when it did."
+    return getattr(loader, 'num_workers', 0) > 0 and release_freed_memory()

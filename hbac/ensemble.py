@@ -12,7 +12,7 @@ import torch
 from .data import CLASSES, VOTE_COLS, PRED_COLS, CHAINS, SPEC_REGIONS, DataError, atomic_write, read_train_csv
 from .metrics import KAGGLE_EPS, SUBSETS, class_array, competition_kl, kl_rows, normalise_votes, subset_mask, subset_scores
 from .devices import pick_device, to_device
-from .dataset import PROB_COLS, labels_table, patient_folds, split_fold, swap_hemispheres, make_loader, WindowDataset
+from .dataset import PROB_COLS, labels_table, patient_folds, split_fold, swap_hemispheres, make_loader, start_pass, WindowDataset
 from .models.registry import MODEL_INPUTS
 from .runs import CHECKPOINTS, read_run_config, load_run, find_run_dirs, expand_run_paths
 
@@ -233,8 +233,9 @@ def oof_predictions(run_dirs: list, # run directories, checkpoint files or folde
         _, valid = split_fold(labels, ft, int(lm.fold))
         if len(valid) == 0: raise DataError(f'{lm.run_dir}: fold {lm.fold} has no validation windows')
         ds = WindowDataset(valid, cache_dir, lm.modality, train=False, valid_mode='all')
-        probs = [predict_proba(lm.model, to_device(x, dev), tta, lm.model_name).cpu().numpy()
-                 for x, _, _ in make_loader(ds, batch_size, num_workers=num_workers)]
+        loader = make_loader(ds, batch_size, num_workers=num_workers)
+        start_pass(loader)
+        probs = [predict_proba(lm.model, to_device(x, dev), tta, lm.model_name).cpu().numpy() for x, _, _ in loader]
         df = pd.DataFrame({c: valid[c].to_numpy() for c in OOF_ID_COLS if c in valid.columns})
         df['fold'], df['model'] = int(lm.fold), lm.model_name
         df[list(VOTE_COLS)] = valid[list(PROB_COLS)].to_numpy(np.float64)

@@ -16,7 +16,7 @@ from .data import (EEG_CHANNELS, VOTE_COLS, SUBMISSION_COLUMNS, DataError, atomi
 from .ensemble import predict_proba
 from .runs import CHECKPOINTS, STAGE_ORDER, load_run, find_run_dirs, expand_run_paths, read_run_config
 from .models.registry import MODEL_INPUTS
-from .dataset import eeg_inputs, spectrogram_inputs
+from .dataset import eeg_inputs, spectrogram_inputs, start_pass
 from .signal import MODALITIES, EEG_MODALITIES
 from .devices import pick_device, to_device
 from .inference import PRECISIONS, prepare_for_inference, BatchSizer
@@ -160,6 +160,7 @@ def model_predictions(data_dir, # the Kaggle data directory
     sizers = [BatchSizer(n, d, size=forward_batch) for n, d in zip(nets, devs)]   # forward_batch None: chosen on the job
     if forward_batch is None: batch_size = max([batch_size] + [s.rows_per_call for s in sizers])   # a forward batch per read
     loader = torch.utils.data.DataLoader(rows, batch_size=batch_size, num_workers=num_workers, shuffle=False)
+    start_pass(loader)                   # before its workers fork (at the loop below): no freed heap shared copy-on-write
     if progress:
         loader = tqdm(loader, desc='predict', unit='batch')
     i0 = 0

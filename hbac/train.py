@@ -21,15 +21,15 @@ from .devices import (init_distributed, rank_and_world, unwrap, use_amp, use_cha
                           broadcast_model_state, all_reduce_sum, barrier, set_seed, seed_worker, get_rng_state, set_rng_state)
 from .runs import (STEP_COLS, EPOCH_COLS, RUN_FILES, save_checkpoint, load_checkpoint, write_run_config, read_csv_rows,
                        csv_line, write_csv_rows, load_history)
-from .data import atomic_write, keep_freed_memory, release_freed_memory
+from .data import atomic_write, keep_freed_memory
 from .models.layers import freeze_modules
 from .augment import eeg_flips, mixup, smooth_labels, vote_weights
-from .dataset import EEG_CACHE_FS
+from .dataset import EEG_CACHE_FS, start_pass
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'OPTIMIZERS', 'RESUMABLE_CHANGES', 'ConfigError', 'TrainConfig', 'kl_loss', 'make_train_loader',
-           'make_eval_loader', 'reseed_loader', 'start_pass', 'evaluate', 'plot_learning_curves', 'RunResult',
-           'TrainState', 'make_train_state', 'start_run', 'train_epoch', 'validate_epoch', 'save_epoch', 'fit']
+           'make_eval_loader', 'reseed_loader', 'evaluate', 'plot_learning_curves', 'RunResult', 'TrainState',
+           'make_train_state', 'start_run', 'train_epoch', 'validate_epoch', 'save_epoch', 'fit']
 
 # %% ../nbs/10_train.ipynb #cd6d136b
 class ConfigError(ValueError):
@@ -175,11 +175,6 @@ def reseed_loader(loader: DataLoader, # a loader from `make_train_loader`
     "Make an epoch's order and worker seeds a function of (seed, epoch, rank) only."
     if hasattr(loader.sampler, 'set_epoch'): loader.sampler.set_epoch(epoch)
     if loader.generator is not None: loader.generator.manual_seed((seed * 1_000_003 + epoch * 1009 + rank) % 2**63)
-
-def start_pass(loader # a DataLoader about to be iterated (or any iterable)
-              ) -> bool:
-    "Before a pass over `loader`: if it forks workers, give freed heap back to the system first; True when it did."
-    return getattr(loader, 'num_workers', 0) > 0 and release_freed_memory()
 
 # %% ../nbs/10_train.ipynb #08b5d783
 @torch.no_grad()

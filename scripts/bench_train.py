@@ -337,7 +337,8 @@ def ours_step_rate(model, ds, batch: int, workers: int, steps: int, warmup: int,
                    device: str = 'cpu', amp: bool = False) -> dict:
     "Windows/s and loading share of hbac.train.train_epoch (fit's loop) over make_train_loader (AMP only on CUDA)."
     import torch
-    from hbac.train import TrainConfig, make_train_loader, make_train_state, train_epoch, start_pass
+    from hbac.train import TrainConfig, make_train_loader, make_train_state, train_epoch
+    from hbac.dataset import start_pass
     cfg = TrainConfig(batch_size=batch, num_workers=workers, seed=seed, progress=False, device=device, amp=amp)
     dev = torch.device(device)
     model = model.to(dev)
