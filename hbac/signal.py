@@ -14,8 +14,8 @@ from .data import EEG_CHANNELS, EEG_FS, MONTAGE, MIDLINE, CHAINS, SPEC_REGIONS, 
 __all__ = ['MODALITIES', 'EEG_MODALITIES', 'EEG_BAND', 'EKG_BAND', 'SPEC_BAND', 'DOWNSAMPLE', 'STFT_N_FFT', 'STFT_WIN',
            'STFT_HOP', 'STFT_BINS', 'STFT_SCALE', 'LOG_CLIP', 'MAD_SCALE', 'EPS', 'PARITY_MAX_STEPS',
            'PARITY_MAX_FRACTION', 'float16_steps', 'parity_report', 'butter_ba', 'bandpass', 'clean_eeg',
-           'banana_montage', 'midline_pairs', 'downsample_mean', 'mad_std', 'eeg_features', 'eeg_spectrogram_features',
-           'all_features', 'spectrogram_features']
+           'banana_montage', 'midline_pairs', 'downsample_mean', 'mad_std', 'to_float16', 'eeg_features',
+           'eeg_spectrogram_features', 'all_features', 'spectrogram_features']
 
 # %% ../nbs/02_signal.ipynb #2caea4c9
 MODALITIES = ('eeg', 'eeg_spectrogram', 'spectrogram')   # the three cached feature kinds
@@ -213,6 +213,22 @@ def mad_std(x: np.ndarray, # values, reduced along `axis`
     dev = x - _median(x)[..., None]
     return MAD_SCALE * _median(np.abs(dev, out=dev), overwrite_input=True)
 
+# %% ../nbs/02_signal.ipynb #ad749417
+_SERIAL_COPY = 32768   # elements: torch copies at most its grain size on the calling thread (at::parallel_for)
+
+def to_float16(x: np.ndarray, # values to store (float32 takes the fast path)
+              ) -> np.ndarray:
+    "A C-contiguous float16 copy of `x`, rounded exactly as numpy's cast rounds it."
+    x = np.asarray(x)
+    if x.dtype != np.float32:                                          # torch.from_numpy takes native float32
+        with np.errstate(over='ignore', invalid='ignore'): return np.ascontiguousarray(x, dtype=np.float16)
+    if not (x.flags.c_contiguous and x.flags.writeable): x = x.copy()  # torch wants writable, non-negative strides
+    out = np.empty(x.shape, np.float16)
+    src, dst = torch.from_numpy(x.reshape(-1)), torch.from_numpy(out.reshape(-1))
+    for i in range(0, len(src), _SERIAL_COPY):                          # in chunks: no OpenMP team to wake, and spin
+        dst[i:i + _SERIAL_COPY].copy_(src[i:i + _SERIAL_COPY])       # after, beside the other threads' work
+    return out
+
 # %% ../nbs/02_signal.ipynb #c23928f4
 def _pairs18(e: np.ndarray) -> np.ndarray:
     "Midline (2) then montage (16) pairs from channels-first `e` (20, N): one contiguous (18, N) float32 array."
@@ -226,7 +242,7 @@ def _eeg_from_pairs(e: np.ndarray, pairs18: np.ndarray) -> np.ndarray:
     filt = np.empty((19, e.shape[1]), np.float64)
     _filtfilt_rows(e[_EKG:_EKG+1], *_ba(EKG_BAND), filt[:1])
     _filtfilt_rows(pairs18, *_ba(EEG_BAND), filt[1:])
-    with np.errstate(over='ignore'): return downsample_mean(filt).astype(np.float16)
+    return to_float16(downsample_mean(filt))                   # float64: numpy's cast, rounded once
 
 def _check_len(n: int) -> None:
     if n <= STFT_N_FFT // 2:
@@ -268,7 +284,7 @@ def _chain_images(x: torch.Tensor) -> np.ndarray:
         if i % 4 == 0: acc.copy_(pw)
         else: acc.add_(pw)
         if i % 4 == 3: torch.div(acc.T, 8, out=out[i // 4])    # chain mean (and the 1/2 of the log), transposed once
-    return out.numpy().astype(np.float16)
+    return to_float16(out.numpy())
 
 def eeg_spectrogram_features(eeg: np.ndarray, # (N, 20) float32 samples x channels in `EEG_CHANNELS` order (NaN allowed)
                             ) -> np.ndarray:
@@ -301,8 +317,7 @@ def spectrogram_features(values: np.ndarray, # (T, 400) spectrogram values in fi
     if v.ndim != 2 or v.shape[1] != n_cols:
         raise DataError(f'expected spectrogram values of shape (rows, {n_cols}) without the time column, got {v.shape}')
     img = v.T.reshape(len(SPEC_REGIONS), len(SPEC_FREQS), len(v))   # a view when `v` is read_spectrogram's transpose
-    with np.errstate(over='ignore', invalid='ignore'):
-        out = np.ascontiguousarray(img, dtype=np.float16)               # the only pass over the values
+    out = to_float16(img)                                               # the only pass over the values
     bad = ~np.isfinite(img)                                             # NaN/±inf of the input -> 0 (finite overflow stays inf)
     if bad.any(): out[bad] = 0
     return out

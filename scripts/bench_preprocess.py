@@ -18,7 +18,7 @@ read_eeg/read_spectrogram: the fastest counts), the band-passes (hbac's (b, a) f
 sosfiltfilt float32 is printed but does not count, it breaks the float16 parity of hbac.signal.parity_report: 27
 float16 steps on the real fixture's eeg), the 4-sample mean, the MAD scale of eeg_spectrogram (hbac's mad_std or
 numpy's median), the STFT with its log-magnitude chain images (hbac's per-pair rfft, one batched torch.stft) and the
-spectrogram's float16 cast of the (4, 100, T) view, each at its fastest kernel; floor seconds = floor ms per file x
+spectrogram's float16 cast of the (4, 100, T) view (numpy's, hbac's to_float16 through torch), each at its fastest kernel; floor seconds = floor ms per file x
 files / W. Prints the runs (wall s, files/s, peak RSS), every kernel's time, the table reference vs hbac per
 modality and for all three (the ratio, the target, the floor, hbac / floor, peak RSS of both), the per-window
 feature time of the training input path (`hbac.signal.all_features` and `hbac.dataset.eeg_inputs` on 50-s windows)
@@ -204,7 +204,10 @@ def floor_child(data_dir, n_files):
             'numpy median twice': _best_ms(lambda x: np.median(np.abs(x - np.median(x, -1, keepdims=True)), -1), mont)}
     k['MAD scale, ' + min(mads, key=mads.get)] = min(mads.values())
     k['downsample'] = _best_ms(lambda x: S.downsample_mean(x[:19]).astype(np.float16), [e.astype(np.float64) for e in eegs])
-    k['transpose'] = _best_ms(lambda v: np.ascontiguousarray(v.reshape(4, 100, -1), dtype=np.float16), specs)   # (400, T) as read
+    casts = {'numpy': _best_ms(lambda v: np.ascontiguousarray(v.reshape(4, 100, -1), dtype=np.float16), specs),   # (400, T) as read
+             'hbac to_float16 (torch)': _best_ms(lambda v: S.to_float16(v.reshape(4, 100, -1)), specs)}
+    for n, v in casts.items(): k[f'spectrogram float16 cast, {n}'] = v
+    k['transpose'] = min(casts.values())
     ok = lambda d: {n: v for n, v in d.items() if 'fails' not in n}
     best = lambda d: min(ok(d).values())
     r_eeg = min([v for n, v in k.items() if n.startswith("read eeg")] + [hr['read_eeg']])       # hbac's own read is a kernel too
