@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from .metrics import HIGH_AGREEMENT_VOTES, COUNT_TYPES, kl_rows, competition_kl
 from .data import CLASSES, VOTE_COLS, EEG_CHANNELS, EEG_FS, EEG_WINDOW_SECONDS, DataError, release_freed_memory
-from .signal import MODALITIES, EEG_MODALITIES, STFT_N_FFT, mad_std, all_features, spectrogram_features
+from .signal import MODALITIES, EEG_MODALITIES, STFT_N_FFT, mad_std, all_features, spectrogram_features, to_float32
 from .preprocess import RAW, FeatureCache
 from .devices import seed_worker
 
@@ -136,9 +136,9 @@ def _take(x, start, n, key, offset_s):
     if offset_s < 0 or not 0 <= start < T:
         raise DataError(f'{key}: window at offset {offset_s} s starts at frame {start}, '
                         f'outside the cached array of {T} frames')
-    w = np.asarray(x[..., start:start + n], dtype=np.float32)
+    w = to_float32(x[..., start:start + n])                       # a new array: cleaned in place below
     if w.shape[-1] < n: w = np.concatenate([w, np.zeros(w.shape[:-1] + (n - w.shape[-1],), np.float32)], axis=-1)
-    return np.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.nan_to_num(w, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
 def eeg_window(x: np.ndarray, # cached eeg (19, T) float16: rows EKG, 2 midline, 16 montage (50 Hz)
                offset_s: float, # eeg_label_offset_seconds

@@ -14,7 +14,7 @@ from .data import EEG_CHANNELS, EEG_FS, MONTAGE, MIDLINE, CHAINS, SPEC_REGIONS, 
 __all__ = ['MODALITIES', 'EEG_MODALITIES', 'EEG_BAND', 'EKG_BAND', 'SPEC_BAND', 'DOWNSAMPLE', 'STFT_N_FFT', 'STFT_WIN',
            'STFT_HOP', 'STFT_BINS', 'STFT_SCALE', 'LOG_CLIP', 'MAD_SCALE', 'EPS', 'PARITY_MAX_STEPS',
            'PARITY_MAX_FRACTION', 'float16_steps', 'parity_report', 'butter_ba', 'bandpass', 'clean_eeg',
-           'banana_montage', 'midline_pairs', 'downsample_mean', 'mad_std', 'to_float16', 'eeg_features',
+           'banana_montage', 'midline_pairs', 'downsample_mean', 'mad_std', 'to_float16', 'to_float32', 'eeg_features',
            'eeg_spectrogram_features', 'all_features', 'spectrogram_features']
 
 # %% ../nbs/02_signal.ipynb #2caea4c9
@@ -216,18 +216,29 @@ def mad_std(x: np.ndarray, # values, reduced along `axis`
 # %% ../nbs/02_signal.ipynb #ad749417
 _SERIAL_COPY = 32768   # elements: torch copies at most its grain size on the calling thread (at::parallel_for)
 
+def _torch_cast(x: np.ndarray, dtype) -> np.ndarray:
+    "A C-contiguous `dtype` copy of float16/float32 `x` by torch's vectorised cast, in chunks run on the calling thread."
+    if not (x.flags.c_contiguous and x.flags.writeable): x = x.copy()  # torch wants writable, non-negative strides
+    out = np.empty(x.shape, dtype)
+    src, dst = torch.from_numpy(x.reshape(-1)), torch.from_numpy(out.reshape(-1))
+    for i in range(0, len(src), _SERIAL_COPY):                          # in chunks: no OpenMP team to wake, and spin
+        dst[i:i + _SERIAL_COPY].copy_(src[i:i + _SERIAL_COPY])       # after, beside the other threads' work
+    return out
+
 def to_float16(x: np.ndarray, # values to store (float32 takes the fast path)
               ) -> np.ndarray:
     "A C-contiguous float16 copy of `x`, rounded exactly as numpy's cast rounds it."
     x = np.asarray(x)
     if x.dtype != np.float32:                                          # torch.from_numpy takes native float32
         with np.errstate(over='ignore', invalid='ignore'): return np.ascontiguousarray(x, dtype=np.float16)
-    if not (x.flags.c_contiguous and x.flags.writeable): x = x.copy()  # torch wants writable, non-negative strides
-    out = np.empty(x.shape, np.float16)
-    src, dst = torch.from_numpy(x.reshape(-1)), torch.from_numpy(out.reshape(-1))
-    for i in range(0, len(src), _SERIAL_COPY):                          # in chunks: no OpenMP team to wake, and spin
-        dst[i:i + _SERIAL_COPY].copy_(src[i:i + _SERIAL_COPY])       # after, beside the other threads' work
-    return out
+    return _torch_cast(x, np.float16)
+
+def to_float32(x: np.ndarray, # values to compute with (float16, as cached, takes the fast path)
+              ) -> np.ndarray:
+    "A C-contiguous float32 copy of `x` (always a new array); from float16 exact, as every float16 is a float32."
+    x = np.asarray(x)
+    if x.dtype != np.float16: return np.array(x, dtype=np.float32, order='C')
+    return _torch_cast(x, np.float32)
 
 # %% ../nbs/02_signal.ipynb #c23928f4
 def _pairs18(e: np.ndarray) -> np.ndarray:
