@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 import numpy as np
-from scipy.signal import resample_poly
 from .data import EEG_CHANNELS, EEG_FS, EEG_WINDOW_SECONDS, MONTAGE, DataError, atomic_write, read_eeg
 
 # %% auto #0
@@ -70,7 +69,9 @@ class Recording:
         i0, i1 = max(0, (s0 - margin) // den * den), min(n_file, int(np.ceil(stop / EEG_FS * self.source_fs)) + margin)
         for name, (sig, scale) in self._signals.items():
             x = sig.get_data_slice(i0 / self.source_fs, i1 / self.source_fs)[:i1 - i0] * scale
-            if ratio != 1: x = resample_poly(x, ratio.numerator, ratio.denominator)
+            if ratio != 1:
+                from scipy.signal import resample_poly           # here: scipy.signal takes about 1 s to import
+                x = resample_poly(x, ratio.numerator, ratio.denominator)
             j0 = start - i0 * ratio.numerator // den                     # our first sample inside the resampled block
             seg = x[j0:j0 + (stop - start)]
             out[:len(seg), EEG_CHANNELS.index(name)] = seg

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import functools, math
 import numpy as np
-import scipy.signal
 import torch
 from .data import EEG_CHANNELS, EEG_FS, MONTAGE, MIDLINE, CHAINS, SPEC_REGIONS, SPEC_FREQS, DataError
 
@@ -65,6 +64,7 @@ def butter_ba(low: float, # lower cut-off (Hz)
     "Cached `(b, a)` coefficients of a Butterworth band-pass (`scipy.signal.butter`)."
     if not 0 < low < high < fs/2:
         raise ValueError(f'band-pass needs 0 < low < high < fs/2 = {fs/2}: got low={low}, high={high}')
+    import scipy.signal                           # here, not at import: scipy.signal takes about 1 s to import
     b, a = scipy.signal.butter(order, [low, high], btype='band', fs=fs)
     b.flags.writeable = False; a.flags.writeable = False
     return b, a
@@ -74,7 +74,9 @@ _ZI: dict[tuple[bytes, bytes], np.ndarray] = {}
 def _zi(b: np.ndarray, a: np.ndarray) -> np.ndarray:
     "Cached `lfilter_zi(b, a)`: the steady-state initial conditions `(order,)`, scaled by a signal's first value."
     key = (b.tobytes(), a.tobytes())
-    if key not in _ZI: _ZI[key] = scipy.signal.lfilter_zi(b, a)
+    if key not in _ZI:
+        import scipy.signal
+        _ZI[key] = scipy.signal.lfilter_zi(b, a)
     return _ZI[key]
 
 _LANES = 8   # rows filtered together: their recurrences interleave (a float64 buffer of 8 x the padded length)
