@@ -660,7 +660,7 @@ def main(argv=None):
             mods += [m for m in MODALITIES if m not in mods and (m in want or 'multimodal' in want)]
         mods = [m for m in MODALITIES if m in mods] or ['eeg']
         if 'learning' in args.parts and 'eeg' not in mods: mods.insert(0, 'eeg')
-        if 'eeg' in mods: mods.insert(0, RAW)     # the EEG model's windows are cut from the raw cache
+        if {'eeg', 'eeg_spectrogram'} & set(mods): mods.insert(0, RAW)   # hbac's EEG windows are cut from the raw cache
         log(f'\n== Synthetic data ({args.preset}) in {root}')
         data, cache = ensure_dataset(root, args.preset, tuple(mods), args.prep_workers)
     if 'loading' in args.parts:
