@@ -231,7 +231,7 @@ def to_float16(x: np.ndarray, # values to store (float32 takes the fast path)
               ) -> np.ndarray:
     "A C-contiguous float16 copy of `x`, rounded exactly as numpy's cast rounds it."
     x = np.asarray(x)
-    if x.dtype != np.float32:                                          # torch.from_numpy takes native float32
+    if x.dtype != np.float32:                                          # float64 through torch would round twice
         with np.errstate(over='ignore', invalid='ignore'): return np.ascontiguousarray(x, dtype=np.float16)
     return _torch_cast(x, np.float16)
 
