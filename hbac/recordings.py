@@ -67,11 +67,10 @@ class Recording:
         s0 = int(np.floor(start / EEG_FS * self.source_fs))            # first source sample of the block
         den = ratio.denominator                                         # blocks start on a multiple of it: no sub-sample shift
         i0, i1 = max(0, (s0 - margin) // den * den), min(n_file, int(np.ceil(stop / EEG_FS * self.source_fs)) + margin)
+        if ratio != 1: from scipy.signal import resample_poly     # here: scipy.signal takes about 1 s to import
         for name, (sig, scale) in self._signals.items():
             x = sig.get_data_slice(i0 / self.source_fs, i1 / self.source_fs)[:i1 - i0] * scale
-            if ratio != 1:
-                from scipy.signal import resample_poly           # here: scipy.signal takes about 1 s to import
-                x = resample_poly(x, ratio.numerator, ratio.denominator)
+            if ratio != 1: x = resample_poly(x, ratio.numerator, ratio.denominator)
             j0 = start - i0 * ratio.numerator // den                     # our first sample inside the resampled block
             seg = x[j0:j0 + (stop - start)]
             out[:len(seg), EEG_CHANNELS.index(name)] = seg

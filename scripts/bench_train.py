@@ -654,13 +654,14 @@ def main(argv=None):
     data = cache = None
     if {'loading', 'compare', 'learning'} & set(args.parts):
         from hbac.preprocess import MODALITIES, RAW
+        from hbac.signal import EEG_MODALITIES
         mods = [m for m in MODALITIES if 'loading' in args.parts and (m in args.models or 'multimodal' in args.models)]
         if 'compare' in args.parts:
             want = {compare_modality(m) for m in args.compare_models}
             mods += [m for m in MODALITIES if m not in mods and (m in want or 'multimodal' in want)]
         mods = [m for m in MODALITIES if m in mods] or ['eeg']
         if 'learning' in args.parts and 'eeg' not in mods: mods.insert(0, 'eeg')
-        if {'eeg', 'eeg_spectrogram'} & set(mods): mods.insert(0, RAW)   # hbac's EEG windows are cut from the raw cache
+        if set(EEG_MODALITIES) & set(mods): mods.insert(0, RAW)   # hbac's EEG windows are cut from the raw cache
         log(f'\n== Synthetic data ({args.preset}) in {root}')
         data, cache = ensure_dataset(root, args.preset, tuple(mods), args.prep_workers)
     if 'loading' in args.parts:
