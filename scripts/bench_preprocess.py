@@ -20,8 +20,8 @@ float16 steps on the real fixture's eeg), the 4-sample mean, the MAD scale of ee
 numpy's median), the STFT with its log-magnitude chain images (hbac's per-pair rfft, one batched torch.stft) and the
 spectrogram's float16 cast of the (4, 100, T) view (numpy's, hbac's to_float16 through torch), each at its fastest
 kernel; floor seconds = floor ms per file x files / W. Prints the runs (wall s, files/s, peak RSS), every kernel's
-time, the table reference vs hbac per modality and for all three (the ratio, the target, the floor, hbac / floor, peak RSS of both), the per-window
-feature time of the training input path (`hbac.signal.all_features` and `hbac.dataset.eeg_inputs` on 50-s windows)
+time, the table reference vs hbac per modality and for all three (the ratio, the target, the floor, hbac / floor,
+peak RSS of both), the per-window feature time of the training input path (`hbac.signal.all_features` and `hbac.dataset.eeg_inputs` on 50-s windows)
 beside its floor, and peak RSS with N/2 and N files.
 """
 from __future__ import annotations
