@@ -3,15 +3,18 @@
 
 Usage: .venv/bin/python scripts/bench_predict.py [--models eeg,eeg_spectrogram,spectrogram,multimodal]
            [--batches 1,8,32,128] [--repeats 2] [--probe-windows 32] [--folds 10] [--rows 800 1000]
-           [--e2e-rows 32] [--threads N] [--device cpu] [--workdir DIR] [--no-bfloat16] [--accuracy RUNS DATA]
+           [--e2e-rows 32] [--threads N] [--device cpu] [--workdir DIR] [--no-bfloat16 | --bfloat16] [--accuracy RUNS DATA]
 
 1. Model rates (with hbac.data.keep_freed_memory, as predict and scan run): each model at the reference size (untrained weights with random BatchNorm statistics: speed does not
    depend on the values) gets forward passes in inference mode on random inputs of the Kaggle shapes, at each batch
    size of --batches, about --probe-windows windows per batch size (at least one pass); plain and prepared runs are
    interleaved and each figure is the fastest of --repeats, so a busy machine disturbs the ratios less. The prepared
-   model's largest difference in log-probabilities from the plain one is printed too. Unless --no-bfloat16, a third
-   version runs: prepared with precision='bfloat16' (its difference from the plain model is printed as well).
-   Each model's work per window (GFLOP, torch.utils.flop_counter) and the GFLOP/s of its best rate are printed too.
+   model's largest difference in log-probabilities from the plain one is printed too. Where the device has fast
+   bfloat16 kernels (hbac.inference.bfloat16_native; or with --bfloat16) and unless --no-bfloat16, a third version
+   runs: prepared with precision='bfloat16' (its difference from the plain model is printed as well).
+   Each model's work per window (GFLOP, torch.utils.flop_counter) and the GFLOP/s of its best rate are printed too,
+   beside the float32 matmul peak of the device (a 2048 x 2048 product at the same threads): what share of it each best
+   rate reaches, and what share twice the plain batch-1 rate would need (over 100 %: out of float32's reach there).
 2. Features: hbac.predict.row_inputs over the rows of a small synthetic test set (one EEG + one spectrogram each),
    the fastest of max(2, --repeats) passes.
 3. Projection for the full ensemble (--folds folds x the models) on --rows test rows: rows x (features per row +
@@ -55,6 +58,18 @@ def window_gflop(model, x) -> float:
     with torch.inference_mode(), FlopCounterMode(display=False) as fc: model(x)
     return fc.get_total_flops() / 1e9
 
+def matmul_peak(device, n: int = 2048, repeats: int = 5) -> float:
+    "GFLOP/s of the fastest float32 (n, n) @ (n, n) product on `device` at torch's threads: this machine's dense-compute ceiling."
+    import torch
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    c, best = torch.empty(n, n, device=device), 0.0
+    for _ in range(repeats + 1):                                     # the first pass warms the kernel and the pages
+        if device.type == 'cuda': torch.cuda.synchronize()
+        t = time.perf_counter(); torch.mm(a, b, out=c)
+        if device.type == 'cuda': torch.cuda.synchronize()
+        best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--models', default=','.join(MODELS))
@@ -69,6 +84,8 @@ def main(argv=None):
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--workdir', default=None, help='where to write the synthetic data and runs (default: a temporary folder)')
     ap.add_argument('--no-bfloat16', action='store_true', help="skip the precision='bfloat16' version")
+    ap.add_argument('--bfloat16', action='store_true',
+                    help="time the bfloat16 version even where the device has no fast bfloat16 kernels (there it is several times slower)")
     ap.add_argument('--accuracy', nargs=2, metavar=('RUNS', 'DATA'), default=None,
                     help='trained runs and a synthetic data folder: test KL of predict in float32 and in bfloat16')
     a = ap.parse_args(argv)
@@ -90,6 +107,9 @@ def main(argv=None):
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}, {os.cpu_count()} CPUs, '
           f'load average {os.getloadavg()[0]:.1f} (other work on the machine slows every figure)', flush=True)
     print(f'bfloat16 kernels on {dev}: {bfloat16_native(dev)} (cpu capability {torch.backends.cpu.get_cpu_capability()})', flush=True)
+    with_bf16 = not a.no_bfloat16 and (a.bfloat16 or bfloat16_native(dev))
+    if not a.no_bfloat16 and not with_bf16:
+        print('  bfloat16 not timed: no fast bfloat16 kernels here (the EEG model ran at 0.09-0.12x the prepared float32 rates on an AVX2 CPU; --bfloat16 times it anyway)', flush=True)
 
     # 1. model rates, plain and prepared
     rows, err, gflop = [], {}, {}
@@ -97,7 +117,7 @@ def main(argv=None):
         torch.manual_seed(0)
         plain = random_bn(build_model(name)).eval().to(dev)
         versions = {'plain': plain, 'prepared': prepare_for_inference(plain, dev)}
-        if not a.no_bfloat16: versions['bfloat16'] = prepare_for_inference(plain, dev, precision='bfloat16')
+        if with_bf16: versions['bfloat16'] = prepare_for_inference(plain, dev, precision='bfloat16')
         x = example(name, dev)
         gflop[name] = window_gflop(plain, x)
         with torch.inference_mode():
@@ -119,10 +139,15 @@ def main(argv=None):
     one = df[df.version == 'plain'].set_index('model')[cols[0]]
     df['best / plain batch 1'] = df['best'] / df['model'].map(one)
     df['GFLOP/s at best'] = df['best'] * df['model'].map(gflop)
+    peak = matmul_peak(dev)
+    df['% of matmul peak'] = 100 * df['GFLOP/s at best'] / peak
     print(f'\nwindows/s per model and batch size (reference sizes, inference mode, fastest of {a.repeats}; '
           f'load average now {os.getloadavg()[0]:.1f}):')
     print(df.to_string(index=False, float_format=lambda v: f'{v:.2f}'))
     print('work per window (torch.utils.flop_counter, a multiply-add = 2 FLOP): ' + ', '.join(f'{m} {v:.2f} GFLOP' for m, v in gflop.items()))
+    print(f'float32 matmul peak on {dev} ({torch.get_num_threads()} threads, 2048 x 2048, fastest of 5): {peak:.0f} GFLOP/s; '
+          'twice the plain batch-1 rate would need ' + ', '.join(f'{m} {200 * one[m] * gflop[m] / peak:.0f} %' for m in models)
+          + ' of it in float32')
     print('largest |log p| difference from the plain model: ' + ', '.join(f'{m} {k} {v:.1e}' for (m, k), v in err.items()))
 
     # 2. features and model loading
