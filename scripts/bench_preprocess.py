@@ -21,8 +21,9 @@ numpy's median), the STFT with its log-magnitude chain images (hbac's per-pair r
 spectrogram's float16 cast of the (4, 100, T) view (numpy's, hbac's to_float16 through torch), each at its fastest
 kernel; floor seconds = floor ms per file x files / W. Prints the runs (wall s, files/s, peak RSS), every kernel's
 time, the table reference vs hbac per modality and for all three (the ratio, the target, the floor, hbac / floor,
-peak RSS of both), the per-window feature time of the training input path (`hbac.signal.all_features` and `hbac.dataset.eeg_inputs` on 50-s windows)
-beside its floor, and peak RSS with N/2 and N files.
+reference / floor: the speed-up of a pass at the floor, peak RSS of both), the per-window feature time of the training
+input path (`hbac.signal.all_features` and `hbac.dataset.eeg_inputs` on 50-s windows) beside its floor, and peak RSS
+with N/2 and N files.
 """
 from __future__ import annotations
 import argparse, json, math, os, resource, shutil, subprocess, sys, tempfile, time
@@ -296,16 +297,17 @@ def main(argv=None):
                    'all three': ((fm['all three'] - fm['spectrogram']) * n_eeg + fm['spectrogram'] * n_spec) / 1e3 / w}
         target = {'eeg': 3, 'eeg_spectrogram': 3, 'spectrogram': 3, 'all three': 4}
         print(f"\n{'modality':34s} {'reference s':>11s} {'hbac s':>7s} {'speed-up':>8s} {'target':>6s} {'floor s':>7s} "
-              f"{'hbac/floor':>10s} {'ref RSS MB':>10s} {'hbac RSS MB (parent + W x worker)':>34s}")
+              f"{'hbac/floor':>10s} {'ref/floor':>9s} {'ref RSS MB':>10s} {'hbac RSS MB (parent + W x worker)':>34s}")
         for m in ('eeg', 'eeg_spectrogram', 'spectrogram', 'all three'):
             o, r = res[('ours', m)], res[('seed', m)]
             fs = floor_s[m]
             label = 'all three (ref 3 passes, hbac one)' if m == 'all three' else m
             rss = f"{o['rss_self_mb']:.0f} + {a.workers} x {o['rss_child_mb']:.0f}"
             print(f"{label:34s} {r['seconds']:11.2f} {o['seconds']:7.2f} {r['seconds']/o['seconds']:7.2f}x {target[m]:5d}x "
-                  f"{fs:7.2f} {o['seconds']/fs:9.2f}x {r['rss_self_mb']:10.0f} {rss:>34s}")
+                  f"{fs:7.2f} {o['seconds']/fs:9.2f}x {r['seconds']/fs:8.2f}x {r['rss_self_mb']:10.0f} {rss:>34s}")
         print(f'(floor s = floor ms per file x files / {a.workers} workers; reference reads with '
-              f"{'polars' if _polars() else 'pandas (polars not installed)'}, {a.workers} threads)")
+              f"{'polars' if _polars() else 'pandas (polars not installed)'}, {a.workers} threads; ref/floor = the "
+              'speed-up of a pass that ran at the floor, the most any implementation of this work could show here)')
         hw, ours_all = f['hbac_ms'], res[('ours', 'all three')]
         print(f"\nper 50-s window (training input path, one thread): all_features {hw['window all_features']:.1f} ms, "
               f"eeg_inputs {hw['window eeg_inputs']:.1f} ms; floor (band-passes + STFT) {f['floor_ms']['window']:.1f} ms "
