@@ -156,11 +156,13 @@ def _watch_parent(ppid: int) -> None:
         time.sleep(0.5)
         if os.getppid() != ppid: os._exit(1)
 
+_WORKER_HEAP = (32 << 20, 128 << 20)     # keep_freed_memory's thresholds for preprocessing: arrays of one file reuse the heap
+
 def _init_worker(ppid: int) -> None:
     "Pool initializer: one compute thread, reuse freed memory, Ctrl-C handled by the parent, exit when the parent dies."
     import torch
     torch.set_num_threads(1)
-    keep_freed_memory(32 << 20, 128 << 20)
+    keep_freed_memory(*_WORKER_HEAP)
     os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = '1'
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(ppid,), daemon=True).start()
@@ -255,6 +257,7 @@ def preprocess(data_dir, # the Kaggle data directory (train.csv / test.csv and t
         if workers <= 1 or len(tasks) <= 1:
             import torch
             n_threads = torch.get_num_threads(); torch.set_num_threads(1)   # as in a worker: fastest per file
+            keep_freed_memory(*_WORKER_HEAP)    # as in a worker (and as fit, predict and scan set it, for the process): about 2x faster on eeg files
             try:
                 for t in tasks: record(_work(t))
             finally: torch.set_num_threads(n_threads)
