@@ -257,7 +257,7 @@ def preprocess(data_dir, # the Kaggle data directory (train.csv / test.csv and t
         if workers <= 1 or len(tasks) <= 1:
             import torch
             n_threads = torch.get_num_threads(); torch.set_num_threads(1)   # as in a worker: fastest per file
-            keep_freed_memory(*_WORKER_HEAP)    # as in a worker (and as fit, predict and scan set it, for the process): about 2x faster on eeg files
+            keep_freed_memory(*_WORKER_HEAP)    # as in a worker (it stays for the process, as fit's, predict's and scan's do)
             try:
                 for t in tasks: record(_work(t))
             finally: torch.set_num_threads(n_threads)

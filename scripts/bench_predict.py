@@ -109,7 +109,7 @@ def main(argv=None):
     print(f'bfloat16 kernels on {dev}: {bfloat16_native(dev)} (cpu capability {torch.backends.cpu.get_cpu_capability()})', flush=True)
     with_bf16 = not a.no_bfloat16 and (a.bfloat16 or bfloat16_native(dev))
     if not a.no_bfloat16 and not with_bf16:
-        print('  bfloat16 not timed: no fast bfloat16 kernels here (the EEG model ran at 0.09-0.12x the prepared float32 rates on an AVX2 CPU; --bfloat16 times it anyway)', flush=True)
+        print('  bfloat16 not timed: no fast bfloat16 kernels here, where it runs emulated and several times slower (--bfloat16 times it anyway)', flush=True)
 
     # 1. model rates, plain and prepared
     rows, err, gflop = [], {}, {}
