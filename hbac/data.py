@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #f7a949a5
 from __future__ import annotations
-import contextlib, os, tempfile
+import contextlib, os, re, tempfile
 import multiprocessing as _mp
 from pathlib import Path
 import numpy as np
@@ -20,8 +20,8 @@ __all__ = ['EEG_CHANNELS', 'EEG_FS', 'EEG_WINDOW_SECONDS', 'SPEC_WINDOW_SECONDS'
            'SPEC_REGIONS', 'SPEC_FREQS', 'SPEC_COLUMNS', 'TRAIN_COLUMNS', 'TEST_COLUMNS', 'SUBMISSION_COLUMNS',
            'SPLITS', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_THRESHOLD', 'KEEP_FREED_BYTES', 'DataError',
            'real_fixtures_dir', 'eeg_path', 'spectrogram_path', 'keep_freed_memory', 'release_freed_memory',
-           'atomic_write', 'polars_usable', 'read_eeg', 'read_spectrogram', 'read_train_csv', 'read_test_csv',
-           'check_files']
+           'atomic_write', 'polars_threads_started', 'polars_fork_safe', 'allow_polars_in_child', 'polars_usable',
+           'read_eeg', 'read_spectrogram', 'read_train_csv', 'read_test_csv', 'check_files']
 
 # %% ../nbs/00_data.ipynb #62b0d35d
 EEG_CHANNELS = ('Fp1', 'F3', 'C3', 'P3', 'F7', 'T3', 'T5', 'O1', 'Fz', 'Cz', 'Pz',
@@ -146,10 +146,27 @@ def _names(cols, n=8):
     return s + (f', ... ({len(cols)} in all)' if len(cols) > n else '')
 
 _POLARS_PID: int | None = None     # the process in which hbac started polars' thread pool
+_POLARS_IN_CHILD = False           # set in a worker started while no polars pool ran in its parent (allow_polars_in_child)
+_POLARS_POOL = re.compile(r'polars-\d|tokio-rt-worker|async-executor')  # the pool's threads ('polars-ooc-clea' comes with the import)
+
+def polars_threads_started() -> bool:
+    "Whether polars' thread pool or its async runtime runs in this process (Linux thread names); True where that cannot be read."
+    try: names = [p.read_text() for p in Path('/proc/self/task').glob('*/comm')]
+    except OSError: return True                                  # a thread that ended while we looked: ask again later
+    return not names or any(_POLARS_POOL.match(n) for n in names)
+
+def polars_fork_safe() -> bool:
+    "Whether a child forked from this process now may read with polars: installed, a main process whose pool has not started."
+    return pl is not None and _mp.parent_process() is None and _POLARS_PID is None and not polars_threads_started()
+
+def allow_polars_in_child(ok: bool) -> None:
+    "Called in a worker process as it starts: `ok` when its parent had no polars pool running (`polars_fork_safe`) or it was spawned."
+    global _POLARS_IN_CHILD
+    _POLARS_IN_CHILD = bool(ok)
 
 def polars_usable() -> bool:
-    "Whether this process may read with polars: installed, a main process (no multiprocessing child), not forked from a user of it."
-    return pl is not None and _mp.parent_process() is None and _POLARS_PID in (None, os.getpid())
+    "Whether this process may read with polars: installed, a main process or an allowed worker, not forked from a user of it."
+    return pl is not None and (_mp.parent_process() is None or _POLARS_IN_CHILD) and _POLARS_PID in (None, os.getpid())
 
 def _unreadable(path, e):
     return DataError(f'{path}: not a readable parquet file (truncated or corrupt?): {e}')

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from .data import (DataError, SPLITS, atomic_write, eeg_path, spectrogram_path, read_eeg, read_spectrogram,
-                       read_train_csv, read_test_csv, keep_freed_memory, polars_usable)
+                       read_train_csv, read_test_csv, keep_freed_memory, polars_usable, polars_fork_safe,
+                   allow_polars_in_child)
 from .signal import MODALITIES, EEG_MODALITIES, all_features, spectrogram_features
 _all_ = ['MODALITIES', 'RAW', 'CACHE_MODALITIES']
 RAW = 'raw'                                  # the raw 200-Hz samples of each EEG file, (N, 20) float32
@@ -158,8 +159,9 @@ def _watch_parent(ppid: int) -> None:
 
 _WORKER_HEAP = (32 << 20, 128 << 20)     # keep_freed_memory's thresholds for preprocessing: arrays of one file reuse the heap
 
-def _init_worker(ppid: int) -> None:
-    "Pool initializer: one compute thread, reuse freed memory, Ctrl-C handled by the parent, exit when the parent dies."
+def _init_worker(ppid: int, polars_ok: bool = False) -> None:
+    "Pool initializer: one compute thread, reuse freed memory, polars if `polars_ok`, Ctrl-C handled by the parent, exit when the parent dies."
+    allow_polars_in_child(polars_ok)
     import torch
     torch.set_num_threads(1)
     keep_freed_memory(*_WORKER_HEAP)
@@ -182,12 +184,17 @@ def _lost(task: tuple) -> tuple:
     done = tuple(m for m in mods if FeatureCache(cache_dir, m).has(id))
     return kind, id, done, tuple(m for m in mods if m not in done), _BROKEN
 
+def _polars_in_workers() -> bool:
+    "Whether workers started now may read with polars: spawned afresh, or forked while no polars pool runs here."
+    return _context().get_start_method() == 'spawn' or polars_fork_safe()
+
 def _run_pool(tasks: list, workers: int, record, started=None) -> None:
     "Run `tasks` in `workers` processes, a few chunks in flight (then call `started()`); a dead worker ends the run with its tasks failed."
     n = min(workers, len(tasks))
     size = max(1, min(8, len(tasks) // (8 * n)))          # >= 8 chunks per worker: little idle time at the end
     chunks = iter([tasks[i:i+size] for i in range(0, len(tasks), size)])
-    ex = ProcessPoolExecutor(n, mp_context=_context(), initializer=_init_worker, initargs=(os.getpid(),))
+    ex = ProcessPoolExecutor(n, mp_context=_context(), initializer=_init_worker,
+                             initargs=(os.getpid(), _polars_in_workers()))
     running, broken = {}, False
     def submit():
         c = next(chunks, None)
@@ -212,8 +219,9 @@ def _run_pool(tasks: list, workers: int, record, started=None) -> None:
     ex.shutdown(wait=True)
 
 def _run_parallel(tasks: list, workers: int, record, threads: bool | None = None) -> None:
-    "EEG files in `workers` processes; spectrogram files on `workers` threads of this process (`threads` None: where polars reads here)."
-    threaded = [t for t in tasks if t[0] == 'spectrogram'] if (polars_usable() if threads is None else threads) else []
+    "Files in `workers` processes, or spectrogram files on `workers` threads here (`threads` None: where polars reads here, not there)."
+    if threads is None: threads = polars_usable() and not _polars_in_workers()
+    threaded = [t for t in tasks if t[0] == 'spectrogram'] if threads else []
     forked = [t for t in tasks if t[0] != 'spectrogram'] if threaded else tasks
     lock = threading.Lock()
     def record_one(res):

@@ -1,5 +1,5 @@
 "Preprocessing end to end through the CLI: crash (SIGKILL) and resume, bad files reported, parity with the reference."
-import math, os, re, shutil, signal, subprocess, sys, time
+import json, math, os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -200,12 +200,45 @@ def test_parity_with_reference(tmp_path):
         assert rep['ok'], (m, rep)
 
 
-@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='uses /proc and SIGKILL')
+WORKERS_PROBE = """
+import json, sys
+import hbac.data as D, hbac.preprocess as P
+safe = D.polars_fork_safe()
+def no_arrow(path, *a): raise RuntimeError(f'{path}: read with pyarrow')
+D._read_arrow = no_arrow                      # inherited by the forked workers: a pyarrow read fails its file
+pooled, run_pool = [], P._run_pool
+def spy(tasks, *a, **kw):
+    pooled.extend(t[0] for t in tasks); return run_pool(tasks, *a, **kw)
+P._run_pool = spy
+r = P.preprocess(sys.argv[1], sys.argv[2], ('eeg', 'spectrogram'), workers=2, progress=False)
+print(json.dumps([safe, r.ok, str(r), sorted(set(pooled)), D.polars_threads_started()]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads thread names from /proc')
+def test_workers_read_with_polars(tiny, tmp_path):
+    "In a fresh main process every file goes to the worker processes, which read it with polars (never pyarrow)."
+    pytest.importorskip('polars')
+    out = subprocess.run([sys.executable, '-c', WORKERS_PROBE, str(tiny), str(tmp_path/'c')], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    safe, ok, report, pooled, started = json.loads(out.stdout.strip().splitlines()[-1])
+    assert safe and ok, report                           # no file was read with pyarrow
+    assert pooled == ['eeg', 'spectrogram'], pooled      # all of them in the workers
+    assert not started                                    # and polars' pool never started in the parent
+    c = FeatureCache(tmp_path/'c', 'spectrogram')
+    assert c.ids() == sorted(pd.read_csv(tiny/'train.csv').spectrogram_id.unique().tolist())
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads thread names from /proc')
 def test_spectrograms_on_threads(tiny, tmp_path, monkeypatch):
-    "In a main process the spectrogram files are read by polars on threads here; only the EEG files go to the worker processes."
+    "Once polars' pool runs in this main process, spectrogram files are read by polars on threads here; only EEG files go to the workers."
     import hbac.preprocess as P
-    from hbac.data import polars_usable
+    from hbac.data import polars_usable, polars_fork_safe, _read_polars, SPEC_COLUMNS
     if not polars_usable(): pytest.skip('polars is not installed (or this is a child process): spectrograms go to the workers')
+    sid = int(pd.read_csv(tiny/'train.csv').spectrogram_id[0])
+    _read_polars(spectrogram_path(tiny, 'train', sid), ('time',), SPEC_COLUMNS)   # polars' pool now runs here
+    assert not polars_fork_safe()
     pooled, run_pool = [], P._run_pool
     def spy(tasks, *a, **kw):
         pooled.extend(t[0] for t in tasks); return run_pool(tasks, *a, **kw)
