@@ -38,7 +38,7 @@ RECORDING_CELLS = [
     "from hbac.synthetic import synth_recording\n"
     "from hbac.recordings import write_edf\n"
     "from hbac.fixtures import TINY_KWARGS, init_run_dir\n"
-    "from hbac.widgets import RecordingBrowser",
+    "from hbac.recording_browser import RecordingBrowser",
     "x = synth_recording(300, [('seizure', 'left', 150, 210)], np.random.default_rng(0))\n"
     "edf = write_edf(Path('synthetic.edf'), resample_poly(x.astype(np.float64), 32, 25, axis=0), 256, list(EEG_CHANNELS))\n"
     "init_run_dir(Path('runs')/'eeg', 'eeg', TINY_KWARGS['eeg'], fold=0, n_folds=2)\n"
