@@ -113,14 +113,17 @@ def _filtfilt_lanes(x, b, a, zi, out):
             for j in range(g): out[r0 + j, t] = e[pl + t, j]
     return out
 
-def _compile_filtfilt():
-    "`_filtfilt_lanes` compiled by numba for float32/float64 rows in and out: loaded from numba's disk cache after the first time."
+def _compile(fn, # a plain-Python numeric kernel
+             sigs: list[str], # the numba signatures to compile it for
+            ):
+    "`fn` compiled by numba for `sigs`, releasing the GIL: loaded from numba's disk cache after the first time."
     import numba
-    sigs = [f'{o}[:, ::1]({i}[:, ::1], f8[::1], f8[::1], f8[::1], {o}[:, ::1])' for i in ('f4', 'f8') for o in ('f4', 'f8')]
-    try: return numba.njit(sigs, nogil=True, cache=True)(_filtfilt_lanes)
-    except RuntimeError: return numba.njit(sigs, nogil=True)(_filtfilt_lanes)   # no writable cache folder: compile here
+    try: return numba.njit(sigs, nogil=True, cache=True)(fn)
+    except RuntimeError: return numba.njit(sigs, nogil=True)(fn)   # no writable cache folder: compile here
 
-_FILTFILT = _compile_filtfilt()   # at import, so that forked workers (preprocessing, DataLoader) inherit the compiled code
+# at import, so that forked workers (preprocessing, DataLoader) inherit the compiled code; float32/float64 rows in and out
+_FILTFILT = _compile(_filtfilt_lanes, [f'{o}[:, ::1]({i}[:, ::1], f8[::1], f8[::1], f8[::1], {o}[:, ::1])'
+                                       for i in ('f4', 'f8') for o in ('f4', 'f8')])
 
 def _filtfilt_rows(x: np.ndarray, b: np.ndarray, a: np.ndarray, out: np.ndarray) -> np.ndarray:
     "`scipy.signal.filtfilt(b, a, row)` (odd padding, padlen 3·max(len(a), len(b))) of each row of 2-D `x` into `out`."
@@ -191,12 +194,58 @@ def downsample_mean(x: np.ndarray, # signal(s), time along the last axis
     out /= factor
     return out
 
+_SIGN, _NAN_BITS = np.uint32(0x80000000), np.uint32(0x7fc00000)
+
+def _middle_lanes(xu, k, out):
+    "Bits of the k-th and (k+1)-th smallest (0-based) of each row of float32 bits `xu` (R, n) into `out` (R, 2): a radix select."
+    R, n = xu.shape
+    keys = np.empty(n, np.uint32)                         # the bits as unsigned integers in the order of the floats
+    cnt = np.zeros(2048, np.int64)
+    for r in range(R):
+        nan = 0
+        for i in range(n):
+            u = xu[r, i]
+            nan += (u & 0x7fffffff) > 0x7f800000
+            keys[i] = (~u) if (u >> 31) else (u | _SIGN)  # negatives reversed below the positives
+        if nan:                                           # a NaN makes the median NaN, as in np.median
+            out[r, 0] = _NAN_BITS; out[r, 1] = _NAN_BITS
+            continue
+        prefix, mask, kk = np.uint32(0), np.uint32(0), k
+        for shift in (21, 10, 0):                         # 11, 11 and 10 bits of the key, most significant first
+            nb = 2048 if shift else 1024
+            cnt[:] = 0
+            for i in range(n):                            # histogram of the next digit among the keys still in the running
+                u = keys[i]
+                if (u & mask) == prefix: cnt[(u >> shift) & (nb - 1)] += 1
+            acc = 0
+            for b in range(nb):                           # the digit whose bucket holds the kk-th key
+                if acc + cnt[b] > kk: break
+                acc += cnt[b]
+            kk -= acc
+            prefix |= np.uint32(b) << shift; mask |= np.uint32(nb - 1) << shift
+        le, up = 0, np.uint32(0xffffffff)
+        for i in range(n):                                # the next key: a tie, or the smallest above
+            v = keys[i]
+            le += v <= prefix
+            up = min(up, v if v > prefix else np.uint32(0xffffffff))
+        if le >= k + 2 or up == np.uint32(0xffffffff): up = prefix
+        out[r, 0] = (prefix & 0x7fffffff) if (prefix >> 31) else ~prefix
+        out[r, 1] = (up & 0x7fffffff) if (up >> 31) else ~up
+    return out
+
+_MIDDLE = _compile(_middle_lanes, ['u4[:, ::1](u4[:, ::1], i8, u4[:, ::1])'])
+
 def _median(x: np.ndarray, # values, reduced along the last axis
-            overwrite_input: bool = False, # partition `x` itself instead of a copy
+            overwrite_input: bool = False, # partition `x` itself instead of a copy (not float32)
            ) -> np.ndarray:
-    "`np.median(x, axis=-1)` (same values and dtype) from one partition: the lower middle and the upper part's minimum."
+    "`np.median(x, axis=-1)` (same values and dtype): float32 by a radix select of both middles, else from one partition."
     n = x.shape[-1]; k = (n - 1) // 2
     if n == 0: return np.median(x, axis=-1)                           # NaN and numpy's warning
+    if x.dtype == np.float32:
+        flat = np.ascontiguousarray(x).reshape(-1, n)
+        mid = _MIDDLE(flat.view(np.uint32), k, np.empty((len(flat), 2), np.uint32)).view(np.float32)
+        m = mid[:, 0] if n % 2 else mid.mean(axis=1)                 # the mean of the middles in float32, as np.median
+        return m.reshape(x.shape[:-1])[()]
     p = x if overwrite_input and x.flags.writeable else x.copy()
     p.partition(k, axis=-1)
     lo = p[..., k]
